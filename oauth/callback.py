@@ -1,0 +1,124 @@
+"""Completing an authorization: state → code exchange → profile → store.
+
+Framework-free: the web route hands in the query's `code` and `state` and gets
+the follower's openid, or an AuthorizationFailed whose reason picks the page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+
+from oauth.client import REFRESH_TOKEN_LIFETIME, TokenGrant, WeChatOAuth
+from oauth.errors import AuthorizationFailed, OAuthError, WeChatAPIError, WeChatUnavailable
+from oauth.state import StateSigner
+from storage import Claim, Follower, Store
+
+log = logging.getLogger(__name__)
+
+# How long after a success the same code+state still lands on /me (page
+# refresh, back button, WeChat's double redirect); later it is a used state.
+REPLAY_GRACE = 120
+# How long a second request waits for a first one still talking to WeChat.
+IN_FLIGHT_WAIT = 8.0
+
+
+class Authorizer:
+    def __init__(
+        self,
+        client: WeChatOAuth,
+        store: Store,
+        signer: StateSigner,
+        callback_url: str,
+        scope: str,
+        lang: str,
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.signer = signer
+        self.callback_url = callback_url
+        self.scope = scope
+        self.lang = lang
+
+    def link(self, scope: str | None = None) -> str:
+        """A fresh authorize URL: costs an HMAC, no storage."""
+        return self.client.authorize_url(
+            self.callback_url, scope or self.scope, self.signer.issue()
+        )
+
+    def complete(self, code: str | None, state: str | None) -> str:
+        """Finish the authorization and return the follower's openid."""
+        expires_at = self.signer.verify(state)
+        if not code:
+            raise AuthorizationFailed("denied")  # the state stays usable: they may tap again
+        claimed_openid = self._claim(state, _digest(code), expires_at)
+        if claimed_openid:
+            return claimed_openid
+        try:
+            grant = self.client.exchange_code(code)
+        except WeChatAPIError as exc:
+            if exc.code_rejected:
+                raise AuthorizationFailed("code_rejected") from None
+            self._give_back(state, exc)
+        except WeChatUnavailable as exc:
+            self._give_back(state, exc)
+        follower = self._follower(grant)
+        self.store.complete_authorization(state, follower)
+        log.info("authorized openid=%s scope=%s", follower.openid, follower.scope)
+        return follower.openid
+
+    def _claim(self, state: str, code_hash: str, expires_at: int) -> str | None:
+        """Claim the state; the openid if an identical request already completed it."""
+        deadline = time.monotonic() + IN_FLIGHT_WAIT
+        while True:
+            claim, openid = self.store.claim_state(state, code_hash, expires_at, REPLAY_GRACE)
+            if claim is Claim.NEW:
+                return None
+            if claim is Claim.DONE:
+                return openid
+            if claim is Claim.USED or time.monotonic() > deadline:
+                raise AuthorizationFailed("state_used")
+            time.sleep(0.1)  # IN_FLIGHT: the first request is still talking to WeChat
+
+    def _give_back(self, state: str, exc: OAuthError) -> None:
+        """A passing failure: free the state so reloading the page can retry."""
+        log.warning("code exchange failed: %s", exc)
+        self.store.release_state(state)
+        raise AuthorizationFailed("wechat_failed") from None
+
+    def _follower(self, grant: TokenGrant) -> Follower:
+        follower = Follower(
+            openid=grant.openid,
+            scope=grant.scope,
+            access_token=grant.access_token,
+            access_expires_at=grant.access_expires_at,
+            refresh_token=grant.refresh_token,
+            refresh_expires_at=grant.received_at + REFRESH_TOKEN_LIFETIME,
+            unionid=grant.unionid,
+            authorized_at=grant.received_at,
+            updated_at=grant.received_at,
+        )
+        if has_userinfo(grant.scope) and not grant.is_snapshotuser:
+            try:
+                apply_profile(
+                    follower, self.client.userinfo(grant.access_token, grant.openid, self.lang)
+                )
+            except OAuthError as exc:  # /me fetches it later; the tokens are what matter now
+                log.warning("userinfo after authorization failed: %s", exc)
+        return follower
+
+
+def has_userinfo(scope: str) -> bool:
+    return "snsapi_userinfo" in scope.split(",")
+
+
+def apply_profile(follower: Follower, profile: dict) -> None:
+    follower.profile = profile
+    follower.nickname = profile.get("nickname")
+    follower.headimgurl = profile.get("headimgurl")
+    follower.unionid = profile.get("unionid") or follower.unionid
+
+
+def _digest(code: str) -> str:
+    return hashlib.sha256(code.encode("utf-8")).hexdigest()

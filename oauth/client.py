@@ -1,0 +1,148 @@
+"""WeChat's four sns OAuth calls over one pooled `requests.Session`.
+
+Knows nothing of the web framework: callers hand in codes and tokens and get
+dataclasses or typed errors back.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from oauth.errors import WeChatAPIError, WeChatUnavailable
+from oauth.urls import authorize_url
+
+CONNECT_TIMEOUT = 3.05
+READ_TIMEOUT = 5.0
+REFRESH_TOKEN_LIFETIME = 30 * 24 * 3600  # WeChat does not say it in the answer
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """What access_token and refresh_token calls return."""
+
+    openid: str
+    scope: str
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    unionid: str | None = None
+    is_snapshotuser: bool = False
+    received_at: int = field(default_factory=lambda: int(time.time()))
+
+    @property
+    def access_expires_at(self) -> int:
+        return self.received_at + self.expires_in
+
+
+class WeChatOAuth:
+    def __init__(
+        self,
+        app_id: str,
+        app_secret: str,
+        api_base: str = "https://api.weixin.qq.com",
+        open_base: str = "https://open.weixin.qq.com",
+        timeout: tuple[float, float] = (CONNECT_TIMEOUT, READ_TIMEOUT),
+    ) -> None:
+        self.app_id = app_id
+        self._secret = app_secret
+        self.api_base = api_base.rstrip("/")
+        self.open_base = open_base
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.mount("http://", HTTPAdapter(pool_maxsize=32))
+        self.session.mount("https://", HTTPAdapter(pool_maxsize=32))
+
+    def __repr__(self) -> str:  # never show the secret
+        return f"WeChatOAuth(app_id={self.app_id!r}, api_base={self.api_base!r})"
+
+    def authorize_url(self, redirect_uri: str, scope: str, state: str) -> str:
+        return authorize_url(self.open_base, self.app_id, redirect_uri, scope, state)
+
+    def exchange_code(self, code: str) -> TokenGrant:
+        data = self._get(
+            "sns/oauth2/access_token",
+            appid=self.app_id,
+            secret=self._secret,
+            code=code,
+            grant_type="authorization_code",
+        )
+        return _grant(data)
+
+    def refresh(self, refresh_token: str) -> TokenGrant:
+        data = self._get(
+            "sns/oauth2/refresh_token",
+            appid=self.app_id,
+            grant_type="refresh_token",
+            refresh_token=refresh_token,
+        )
+        return _grant(data)
+
+    def userinfo(self, access_token: str, openid: str, lang: str = "zh_CN") -> dict[str, Any]:
+        """The profile; needs a `snsapi_userinfo` grant (a base one gets 48001)."""
+        return self._get("sns/userinfo", access_token=access_token, openid=openid, lang=lang)
+
+    def check_token(self, access_token: str, openid: str) -> None:
+        """sns/auth: return if the token is valid, raise WeChatAPIError if not."""
+        self._get("sns/auth", access_token=access_token, openid=openid)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def _get(self, endpoint: str, **params: str) -> dict[str, Any]:
+        try:
+            response = self.session.get(
+                f"{self.api_base}/{endpoint}", params=params, timeout=self.timeout
+            )
+        except requests.Timeout:
+            raise WeChatUnavailable(f"{endpoint}: timed out") from None
+        except requests.RequestException as exc:
+            raise WeChatUnavailable(f"{endpoint}: {type(exc).__name__}") from None
+        if response.status_code != 200:
+            raise WeChatUnavailable(f"{endpoint}: HTTP {response.status_code}")
+        data = _decode(endpoint, response.content)
+        errcode = data.get("errcode", 0)
+        if errcode:
+            raise WeChatAPIError(endpoint, _int(errcode), str(data.get("errmsg", "")))
+        return data
+
+
+def _decode(endpoint: str, body: bytes) -> dict[str, Any]:
+    # WeChat labels bodies `text/plain` or `encoding=utf-8`; requests would then
+    # guess ISO-8859-1 and garble nicknames. The bytes are always UTF-8.
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise WeChatUnavailable(f"{endpoint}: answer is not JSON") from None
+    if not isinstance(data, dict):
+        raise WeChatUnavailable(f"{endpoint}: answer is not a JSON object")
+    return data
+
+
+def _grant(data: dict[str, Any]) -> TokenGrant:
+    try:
+        return TokenGrant(
+            openid=str(data["openid"]),
+            scope=str(data.get("scope", "")),
+            access_token=str(data["access_token"]),
+            refresh_token=str(data["refresh_token"]),
+            expires_in=int(data.get("expires_in", 7200)),
+            unionid=data.get("unionid"),
+            is_snapshotuser=bool(data.get("is_snapshotuser")),
+        )
+    except (KeyError, TypeError, ValueError):
+        raise WeChatUnavailable(
+            "token answer lacks access_token, refresh_token or openid"
+        ) from None
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -1

@@ -1,0 +1,50 @@
+"""Tables. Times are integer Unix seconds, so every dialect compares them alike."""
+
+from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+followers = Table(
+    "followers",
+    metadata,
+    Column("openid", String(64), primary_key=True),
+    Column("scope", String(32), nullable=False),
+    Column("access_token", Text, nullable=False),
+    Column("access_expires_at", Integer, nullable=False),
+    Column("refresh_token", Text, nullable=False),
+    Column("refresh_expires_at", Integer, nullable=False),
+    Column("unionid", String(64)),
+    Column("nickname", Text),
+    Column("headimgurl", Text),
+    Column("profile", Text),  # the last userinfo answer, JSON
+    Column("needs_reauth", Boolean, nullable=False, default=False),
+    Column("authorized_at", Integer, nullable=False),
+    Column("updated_at", Integer, nullable=False),
+)
+
+# A row per state that reached the callback: it makes a state single-use and
+# remembers the outcome so WeChat's double redirect lands on /me.
+oauth_states = Table(
+    "oauth_states",
+    metadata,
+    Column("state", String(128), primary_key=True),
+    Column("code_hash", String(64), nullable=False),
+    Column("expires_at", Integer, nullable=False, index=True),
+    Column("openid", String(64)),
+    Column("completed_at", Integer),
+)
+
+seen_messages = Table(
+    "seen_messages",
+    metadata,
+    Column("key", String(160), primary_key=True),
+    Column("expires_at", Integer, nullable=False, index=True),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(160), primary_key=True),
+    Column("data", Text, nullable=False),
+    Column("updated_at", Integer, nullable=False),
+)

@@ -1,0 +1,256 @@
+"""The one store: followers and their tokens, used states, seen messages, sessions.
+
+SQLAlchemy Core keeps it dialect-neutral: SQLite by default (WAL, busy timeout,
+writes under BEGIN IMMEDIATE so concurrent writers queue instead of failing),
+PostgreSQL when several instances share it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, create_engine, delete, event, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from storage.schema import followers, metadata, oauth_states, seen_messages, sessions
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+class StorageError(Exception):
+    """The database did not answer; the message says which operation failed."""
+
+
+@dataclass
+class Follower:
+    """An authorized follower: tokens, the last profile, and whether to re-ask."""
+
+    openid: str
+    scope: str
+    access_token: str
+    access_expires_at: int
+    refresh_token: str
+    refresh_expires_at: int
+    unionid: str | None = None
+    nickname: str | None = None
+    headimgurl: str | None = None
+    profile: dict = field(default_factory=dict)
+    needs_reauth: bool = False
+    authorized_at: int = 0
+    updated_at: int = 0
+
+
+class Claim(Enum):
+    """What claiming a state found."""
+
+    NEW = "new"  # first use: go ahead
+    DONE = "done"  # already completed with this same code (a double redirect)
+    IN_FLIGHT = "in_flight"  # the same code is being exchanged right now
+    USED = "used"  # used with another code, or too long ago
+
+
+def create_store_engine(url: str, base_dir: Path | None = None) -> Engine:
+    """An engine whose SQLite connections are safe across threads and processes."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(parsed, pool_pre_ping=True)
+    database = Path(parsed.database)
+    if not database.is_absolute() and base_dir is not None:
+        database = base_dir / database
+    database.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        parsed.set(database=str(database)),
+        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+    )
+    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_connect(dbapi_connection, _record) -> None:
+    dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    # A deferred transaction that later writes can fail with SQLITE_BUSY at
+    # once, whatever the busy timeout; IMMEDIATE takes the write lock up front.
+    write = connection.get_execution_options().get("write", False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._insert = (postgresql if engine.dialect.name == "postgresql" else sqlite).insert
+        with self._write() as conn:
+            metadata.create_all(conn)
+
+    @classmethod
+    def from_url(cls, url: str, base_dir: Path | None = None) -> Store:
+        try:
+            engine = create_store_engine(url, base_dir)
+        except (SQLAlchemyError, ImportError, OSError, ValueError) as exc:
+            raise StorageError(f"cannot use storage.url: {type(exc).__name__}: {exc}") from None
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StorageError(f"storage write failed: {type(exc).__name__}") from None
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StorageError(f"storage read failed: {type(exc).__name__}") from None
+
+    def ping(self) -> bool:
+        try:
+            with self._read() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except StorageError:
+            return False
+
+    # -- followers ---------------------------------------------------------
+
+    def get_follower(self, openid: str) -> Follower | None:
+        with self._read() as conn:
+            row = conn.execute(select(followers).where(followers.c.openid == openid)).first()
+        return _follower(row) if row else None
+
+    def list_followers(self) -> list[Follower]:
+        with self._read() as conn:
+            rows = conn.execute(select(followers).order_by(followers.c.authorized_at)).all()
+        return [_follower(row) for row in rows]
+
+    def save_follower(self, follower: Follower) -> None:
+        with self._write() as conn:
+            self._upsert_follower(conn, follower)
+
+    def mark_needs_reauth(self, openid: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                update(followers)
+                .where(followers.c.openid == openid)
+                .values(needs_reauth=True, updated_at=int(time.time()))
+            )
+
+    def _upsert_follower(self, conn: Connection, follower: Follower) -> None:
+        values = asdict(follower)
+        values["profile"] = json.dumps(follower.profile, ensure_ascii=False)
+        statement = self._insert(followers).values(**values)
+        updates = {k: v for k, v in values.items() if k not in ("openid", "authorized_at")}
+        conn.execute(statement.on_conflict_do_update(index_elements=["openid"], set_=updates))
+
+    # -- OAuth states --------------------------------------------------------
+
+    def claim_state(
+        self, state: str, code_hash: str, expires_at: int, grace: int
+    ) -> tuple[Claim, str | None]:
+        """Mark `state` used by `code_hash`, atomically; say what an earlier use left.
+
+        Returns the claim and, for DONE, the openid the first request authorized.
+        """
+        now = int(time.time())
+        claim = self._insert(oauth_states).values(
+            state=state, code_hash=code_hash, expires_at=expires_at
+        )
+        with self._write() as conn:
+            if conn.execute(claim.on_conflict_do_nothing()).rowcount == 1:
+                conn.execute(delete(oauth_states).where(oauth_states.c.expires_at < now - grace))
+                return Claim.NEW, None
+            row = conn.execute(select(oauth_states).where(oauth_states.c.state == state)).one()
+        if row.code_hash != code_hash:
+            return Claim.USED, None
+        if row.completed_at is None:
+            return Claim.IN_FLIGHT, None
+        if now - row.completed_at <= grace:
+            return Claim.DONE, row.openid
+        return Claim.USED, None
+
+    def release_state(self, state: str) -> None:
+        """Forget a claim whose exchange failed for a passing reason, so a retry may work."""
+        with self._write() as conn:
+            conn.execute(
+                delete(oauth_states).where(
+                    oauth_states.c.state == state, oauth_states.c.completed_at.is_(None)
+                )
+            )
+
+    def complete_authorization(self, state: str, follower: Follower) -> None:
+        """Store the follower and close the state in one transaction: all or nothing."""
+        with self._write() as conn:
+            self._upsert_follower(conn, follower)
+            conn.execute(
+                update(oauth_states)
+                .where(oauth_states.c.state == state)
+                .values(openid=follower.openid, completed_at=int(time.time()))
+            )
+
+    # -- seen messages -------------------------------------------------------
+
+    def record_seen(self, entries: Iterable[tuple[str, int]]) -> None:
+        """Persist (key, expires_at) pairs in one transaction and drop expired ones."""
+        rows = [{"key": key, "expires_at": expires_at} for key, expires_at in entries]
+        with self._write() as conn:
+            if rows:
+                conn.execute(self._insert(seen_messages).on_conflict_do_nothing(), rows)
+            conn.execute(delete(seen_messages).where(seen_messages.c.expires_at < int(time.time())))
+
+    def recent_seen(self) -> list[tuple[str, int]]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(seen_messages.c.key, seen_messages.c.expires_at)
+                .where(seen_messages.c.expires_at >= int(time.time()))
+                .order_by(seen_messages.c.expires_at)
+            ).all()
+        return [(row.key, row.expires_at) for row in rows]
+
+    # -- WeRoBot sessions ----------------------------------------------------
+
+    def get_session(self, session_id: str) -> dict:
+        with self._read() as conn:
+            data = conn.execute(select(sessions.c.data).where(sessions.c.id == session_id)).scalar()
+        return json.loads(data) if data else {}
+
+    def set_session(self, session_id: str, value: dict) -> None:
+        values = {
+            "id": session_id,
+            "data": json.dumps(value, ensure_ascii=False),
+            "updated_at": int(time.time()),
+        }
+        statement = self._insert(sessions).values(**values)
+        with self._write() as conn:
+            conn.execute(statement.on_conflict_do_update(index_elements=["id"], set_=values))
+
+    def delete_session(self, session_id: str) -> None:
+        with self._write() as conn:
+            conn.execute(delete(sessions).where(sessions.c.id == session_id))
+
+
+def _follower(row) -> Follower:
+    values = row._asdict()
+    values["profile"] = json.loads(values["profile"] or "{}")
+    return Follower(**values)

@@ -1,0 +1,1 @@
+"""Follower-facing web routes and pages."""

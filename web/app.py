@@ -1,0 +1,98 @@
+"""The follower-facing routes: thin Bottle glue over `oauth/` and `storage/`.
+
+/oauth/callback, /me and /healthz live here; the message endpoint is a bare
+WSGI app of its own (`wechat.MessageServer`) that `bot.py` mounts beside this.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from bottle import Bottle, HTTPResponse, request, response
+
+from oauth import AuthorizationFailed, Authorizer, Standing, TokenLifecycle
+from storage import StorageError, Store
+from web import pages
+from web.cookies import NAME as COOKIE
+from web.cookies import CookieSigner
+
+log = logging.getLogger(__name__)
+
+SECURITY_HEADERS = {
+    "Content-Type": "text/html; charset=utf-8",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",  # keep code and state out of Referer
+    "Content-Security-Policy": (
+        "default-src 'none'; img-src https: http:; style-src 'unsafe-inline'"
+    ),
+}
+
+
+def html(status: int, body: str, **headers: str) -> HTTPResponse:
+    return HTTPResponse(body=body, status=status, headers={**SECURITY_HEADERS, **headers})
+
+
+def create_web_app(
+    authorizer: Authorizer, lifecycle: TokenLifecycle, cookies: CookieSigner, store: Store
+) -> Bottle:
+    app = Bottle()
+    app.config["catchall"] = True
+
+    @app.get("/oauth/callback")
+    def callback() -> HTTPResponse:
+        try:
+            openid = authorizer.complete(request.query.get("code"), request.query.get("state"))
+        except AuthorizationFailed as exc:
+            log.info("callback refused: %s", exc.reason)
+            return html(*pages.failure(exc.reason, authorizer.link()))
+        return html(303, "", Location="/me", **{"Set-Cookie": cookies.header(openid)})
+
+    @app.get("/me")
+    def me() -> HTTPResponse:
+        openid = cookies.openid(request.get_cookie(COOKIE))
+        visit = lifecycle.visit(openid) if openid else None
+        if visit is None:
+            return html(200, pages.not_authorized(authorizer.link()))
+        if visit.standing is Standing.REAUTHORIZE:
+            return html(200, pages.reauthorize(authorizer.link()))
+        offline = visit.standing is Standing.OFFLINE
+        return html(200, pages.profile(visit.follower, offline, authorizer.link("snsapi_userinfo")))
+
+    @app.get("/healthz")
+    def healthz() -> HTTPResponse:
+        ok = store.ping()
+        body = json.dumps({"status": "ok" if ok else "unavailable"})
+        return HTTPResponse(body, 200 if ok else 503, {"Content-Type": "application/json"})
+
+    _install_error_pages(app)
+    return app
+
+
+def _install_error_pages(app: Bottle) -> None:
+    def error_page(status: int, title: str, text: str):
+        def render(_error) -> str:
+            for name, value in SECURITY_HEADERS.items():
+                response.set_header(name, value)
+            return pages.message(status, title, text)[1]
+
+        return render
+
+    app.error_handler = {
+        404: error_page(404, "页面不存在", "你访问的页面不存在。"),
+        405: error_page(405, "请求方式不支持", "这个地址不支持该请求方式。"),
+        500: error_page(500, "服务出错了", "服务暂时出了点问题，请稍后再试。"),
+    }
+
+    def storage_guard(callback):
+        def wrapper(*args, **kwargs):
+            try:
+                return callback(*args, **kwargs)
+            except StorageError as exc:
+                log.error("storage unavailable: %s", exc)
+                return html(*pages.message(503, "服务暂时不可用", "存储暂时不可用，请稍后再试。"))
+
+        return wrapper
+
+    app.install(storage_guard)
