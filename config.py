@@ -111,10 +111,8 @@ def load(
             table = {}
         sections[name] = _build(name, cls, table, environ, problems)
     problems += [f"[{name}]: unknown section" for name in raw]
-    if problems:
-        raise ConfigError(problems)
     config = Config(**sections, source=str(chosen))
-    problems = validate(config)
+    problems += validate(config)
     if problems:
         raise ConfigError(problems)
     return config
@@ -139,22 +137,24 @@ def _build(section: str, cls: type, table: dict, environ: dict[str, str], proble
     for name, spec in known.items():
         env_name = f"BOT_{section}_{name}".upper()
         value = environ[env_name] if env_name in environ else table.get(name, spec.default)
-        where = env_name if env_name in environ else f"{section}.{name}"
-        values[name] = _coerce(value, type(spec.default), where, problems)
+        where = f"{section}.{name}" + (f" ({env_name})" if env_name in environ else "")
+        values[name] = _coerce(value, spec.default, where, problems)
     return cls(**values)
 
 
-def _coerce(value: Any, kind: type, where: str, problems: list[str]) -> Any:
-    if kind is int:
+def _coerce(value: Any, default: Any, where: str, problems: list[str]) -> Any:
+    """The value in the key's type; on failure a problem, and the default so that
+    validation does not report the same key twice."""
+    if isinstance(default, int):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
             return int(value)
         problems.append(f"{where}: {value!r} is not a whole number")
-        return 0
+        return default
     if not isinstance(value, str):
         problems.append(f"{where}: {type(value).__name__} given, expected a string")
-        return ""
+        return default
     return value.strip()
 
 

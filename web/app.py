@@ -79,11 +79,13 @@ def _install_error_pages(app: Bottle) -> None:
 
         return render
 
-    app.error_handler = {
-        404: error_page(404, "页面不存在", "你访问的页面不存在。"),
-        405: error_page(405, "请求方式不支持", "这个地址不支持该请求方式。"),
-        500: error_page(500, "服务出错了", "服务暂时出了点问题，请稍后再试。"),
-    }
+    app.error_handler.update(
+        {
+            404: error_page(404, "页面不存在", "你访问的页面不存在。"),
+            405: error_page(405, "请求方式不支持", "这个地址不支持该请求方式。"),
+            500: error_page(500, "服务出错了", "服务暂时出了点问题，请稍后再试。"),
+        }
+    )
 
     def storage_guard(callback):
         def wrapper(*args, **kwargs):

@@ -1,0 +1,156 @@
+"""Real servers on loopback: the WeChat simulator and the bot (waitress), wired
+together exactly as in production, plus a follower who drives them over HTTP."""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+from collections.abc import Iterator
+from html import unescape
+from pathlib import Path
+
+import pytest
+import requests
+import waitress
+
+import config as settings
+from bot import Bot
+from simulator import Simulator
+
+ROOT = Path(__file__).resolve().parent.parent
+APP_ID = "wx0123456789abcdef"
+APP_SECRET = "testsecret0000000000000000000001"
+TOKEN = "testtoken123"
+ANCHOR = re.compile(r'<a href="([^"]+)">([^<]+)</a>')
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_config(path: Path, port: int, sim_url: str, scope: str = "snsapi_userinfo") -> Path:
+    lines = [
+        "[wechat]",
+        f'app_id = "{APP_ID}"',
+        f'app_secret = "{APP_SECRET}"',
+        f'token = "{TOKEN}"',
+        f'api_base = "{sim_url}"',
+        f'open_base = "{sim_url}"',
+        "[server]",
+        f"port = {port}",
+        f'public_url = "http://127.0.0.1:{port}"',
+        "[oauth]",
+        f'scope = "{scope}"',
+        "[storage]",
+        f'url = "sqlite:///{path.parent / "bot.sqlite3"}"',
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+class BotServer:
+    """The bot behind waitress in a thread, restartable on the same port and database."""
+
+    def __init__(self, config_path: Path, environ: dict[str, str]) -> None:
+        self.config = settings.load(config_path, environ)
+        self.port = self.config.server.port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.wechat_url = self.url + self.config.server.wechat_path
+        self.start()
+
+    def start(self) -> None:
+        self.app = Bot(self.config)
+        self.server = waitress.create_server(self.app, host="127.0.0.1", port=self.port, threads=8)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.close()
+        self.thread.join(timeout=5)
+        self.app.close()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+class Follower:
+    """A follower with a phone: chats through the simulator, browses with cookies."""
+
+    def __init__(self, sim: Simulator, bot: BotServer, openid: str) -> None:
+        self.sim = sim
+        self.bot = bot
+        self.openid = openid
+        self.browser = requests.Session()
+
+    def say(self, content: str = "你好") -> dict:
+        answer = self.sim.push(self.openid, type="text", content=content)
+        assert answer["status"] == 200, answer
+        return answer["reply"]
+
+    def link(self) -> str:
+        """The authorize URL out of the bot's reply to a text message."""
+        match = ANCHOR.search(self.say()["Content"])
+        assert match, "reply carries no anchor"
+        return unescape(match.group(1))
+
+    def tap(self, url: str, decision: str = "allow") -> str:
+        """Tap an authorize link; return where WeChat sends the browser."""
+        result = self.sim.authorize(url, openid=self.openid, decision=decision)
+        assert result.location, f"WeChat refused the link: errcode {result.errcode}"
+        return result.location
+
+    def open(self, url: str) -> requests.Response:
+        return self.browser.get(url, allow_redirects=False, timeout=15)
+
+    def authorize(self) -> requests.Response:
+        """The whole journey up to the callback's answer."""
+        return self.open(self.tap(self.link()))
+
+    def me(self) -> requests.Response:
+        return self.open(self.bot.url + "/me")
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    simulator = Simulator(
+        app_id=APP_ID,
+        app_secret=APP_SECRET,
+        token=TOKEN,
+        bot_url="http://127.0.0.1:9/unset",
+        callback_domain="127.0.0.1",
+        aes_key="",
+    ).start(host="127.0.0.1", port=0)
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture
+def start_bot(sim: Simulator, tmp_path: Path):
+    """Start a bot wired to `sim`; `BOT_*` keyword arguments override its config."""
+    started: list[BotServer] = []
+
+    def start(scope: str = "snsapi_userinfo", **environ: str) -> BotServer:
+        port = free_port()
+        path = write_config(tmp_path / "config.toml", port, sim.url, scope)
+        server = BotServer(path, environ)
+        sim.bot_url = server.wechat_url
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def bot(start_bot) -> BotServer:
+    return start_bot()
+
+
+@pytest.fixture
+def follower(sim: Simulator, bot: BotServer) -> Follower:
+    return Follower(sim, bot, sim.default_openid)

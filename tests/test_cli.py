@@ -1,0 +1,137 @@
+"""The command line, run as operators run it: `python bot.py ...` in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from tests.conftest import APP_ID, APP_SECRET, ROOT, TOKEN, Follower, free_port, write_config
+
+
+def run(*args: str, env: dict | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
+    return subprocess.run(
+        [sys.executable, "bot.py", *args],
+        cwd=ROOT,
+        env={**environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def config_path(tmp_path, sim):
+    return write_config(tmp_path / "config.toml", free_port(), sim.url)
+
+
+def test_check_prints_what_to_paste(config_path):
+    done = run("--config", str(config_path), "check")
+    assert done.returncode == 0, done.stderr
+    assert "/wechat" in done.stdout
+    assert TOKEN in done.stdout
+    assert "网页授权回调域名" in done.stdout and "127.0.0.1" in done.stdout
+    assert APP_SECRET not in done.stdout + done.stderr
+
+
+def test_bad_configuration_exits_2_with_one_line_per_problem(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[wechat]\ntoken = "x"\napp_id = "nope"\n[oauth]\nscope = "snsapi_all"\n', "utf-8"
+    )
+    done = run("--config", str(bad), "check", env={"BOT_SERVER_PORT": "eighty"})
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert "Traceback" not in done.stderr
+    for key in ("wechat.token", "wechat.app_id", "server.port (BOT_SERVER_PORT)", "oauth.scope"):
+        assert any(key in line for line in lines), (key, lines)
+    assert len(lines) == 4
+
+
+def test_environment_wins_over_the_file(config_path):
+    done = run("--config", str(config_path), "check", env={"BOT_WECHAT_TOKEN": "fromenvironment"})
+    assert "fromenvironment" in done.stdout
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path):
+    done = run("--config", str(tmp_path / "nope.toml"), "check")
+    assert done.returncode == 2
+    assert "not found" in done.stderr
+
+
+def test_not_toml_is_a_clear_error(tmp_path):
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[wechat\n", "utf-8")
+    done = run("--config", str(broken), "check")
+    assert done.returncode == 2
+    assert "not valid TOML" in done.stderr
+
+
+def test_authorize_url(config_path):
+    done = run("--config", str(config_path), "authorize-url", "--scope", "snsapi_base")
+    assert done.returncode == 0
+    assert re.fullmatch(
+        rf"http://127\.0\.0\.1:\d+/connect/oauth2/authorize\?appid={APP_ID}&redirect_uri=http%3A%2F%2F127\.0\.0\.1"
+        r"%3A\d+%2Foauth%2Fcallback&response_type=code&scope=snsapi_base&state=[0-9a-f]{64}#wechat_redirect\n",
+        done.stdout,
+    )
+
+
+def test_users_lists_followers_with_secrets_masked(sim, start_bot):
+    bot = start_bot()
+    follower = Follower(sim, bot, sim.default_openid)
+    assert follower.authorize().status_code == 303
+    stored = bot.app.store.get_follower(follower.openid)
+    done = run("--config", str(bot.config.source), "users")
+    assert done.returncode == 0, done.stderr
+    assert follower.openid in done.stdout
+    assert sim.followers[follower.openid].nickname in done.stdout
+    assert stored.access_token not in done.stdout
+    assert stored.refresh_token not in done.stdout
+    assert "1 follower(s)" in done.stdout
+
+
+def test_serve_runs_a_real_server_and_warns_about_sandbox(tmp_path):
+    port = free_port()
+    env = {
+        "BOT_SERVER_PORT": str(port),
+        "BOT_STORAGE_URL": f"sqlite:///{tmp_path / 'serve.sqlite3'}",
+    }
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
+    process = subprocess.Popen(
+        [sys.executable, "bot.py", "serve"],
+        cwd=ROOT,
+        env={**environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        answer = _wait_for(f"http://127.0.0.1:{port}/healthz")
+        assert answer.status_code == 200
+        assert (
+            "waitress" in answer.headers.get("Server", "")
+            or answer.headers.get("Server") == "oauth-bot"
+        )
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=10)
+    assert "NOT configured for a real WeChat official account" in stderr
+    assert "sandboxsecret" not in stderr
+
+
+def _wait_for(url: str) -> requests.Response:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            return requests.get(url, timeout=2)
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

@@ -1,0 +1,257 @@
+"""The follower's whole journey over real HTTP: message → link → WeChat → callback → /me,
+and every way it can go wrong on the way."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from sqlalchemy import update
+
+from oauth import StateSigner, derive_key
+from storage.schema import oauth_states
+from tests.conftest import APP_SECRET, Follower
+
+
+def _userinfo_calls(sim) -> list:
+    return [params for path, params in sim.calls if path == "/sns/userinfo"]
+
+
+def _paths(sim) -> list[str]:
+    return [path for path, _ in sim.calls]
+
+
+def test_userinfo_journey_ends_on_my_nickname(sim, follower):
+    nickname = sim.followers[follower.openid].nickname
+    callback = follower.authorize()
+    assert callback.status_code == 303
+    assert callback.headers["Location"] == "/me"
+    cookie = callback.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    me = follower.me()
+    assert me.status_code == 200
+    assert nickname in me.content.decode("utf-8")
+    assert "snsapi_userinfo" in me.text
+
+
+def test_base_journey_never_calls_userinfo(sim, start_bot):
+    bot = start_bot(scope="snsapi_base")
+    follower = Follower(sim, bot, sim.default_openid)
+    link = follower.link()
+    assert "scope=snsapi_base" in link
+    assert follower.authorize().status_code == 303
+    me = follower.me()
+    assert me.status_code == 200
+    assert "snsapi_base" in me.text
+    assert _userinfo_calls(sim) == []
+    assert "/sns/auth" in _paths(sim)  # the base grant is checked with sns/auth instead
+
+
+def test_new_follower_with_generated_nickname(sim, bot):
+    follower = Follower(sim, bot, "o6_bNewFollowerFromTheTests01")
+    assert follower.authorize().status_code == 303
+    assert sim.followers[follower.openid].nickname in follower.me().content.decode("utf-8")
+
+
+def test_double_redirect_lands_on_me(sim, follower):
+    location = follower.tap(follower.link())
+    first = follower.open(location)
+    follower.browser.cookies.clear()
+    second = follower.open(location)  # WeChat's double redirect, a refresh, the back button
+    assert first.status_code == second.status_code == 303
+    assert second.headers["Location"] == "/me"
+    assert "Set-Cookie" in second.headers
+    assert follower.me().status_code == 200
+    assert _paths(sim).count("/sns/oauth2/access_token") == 1
+
+
+def test_concurrent_double_redirect_exchanges_once(sim, follower):
+    from concurrent.futures import ThreadPoolExecutor
+
+    location = follower.tap(follower.link())
+    sim.fault("/sns/oauth2/access_token", "slow", seconds=1.0)
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: follower.open(location), range(2)))
+    assert [a.status_code for a in answers] == [303, 303]
+    assert _paths(sim).count("/sns/oauth2/access_token") == 1
+
+
+def test_replay_after_grace_is_refused(sim, bot, follower):
+    location = follower.tap(follower.link())
+    assert follower.open(location).status_code == 303
+    with bot.app.store.engine.begin() as conn:  # let the grace window pass
+        conn.execute(update(oauth_states).values(completed_at=oauth_states.c.completed_at - 121))
+    again = follower.open(location)
+    assert again.status_code == 400
+    assert "已经用过" in again.text
+
+
+def test_state_is_single_use_with_another_code(sim, follower):
+    link = follower.link()
+    assert follower.open(follower.tap(link)).status_code == 303
+    second = follower.open(follower.tap(link))  # same state, a new code
+    assert second.status_code == 400
+    assert "已经用过" in second.text
+
+
+@pytest.mark.parametrize(
+    ("query", "words"),
+    [
+        ("code=abc", "缺少"),  # no state
+        ("code=abc&state=" + "0" * 64, "无法识别"),  # forged
+        ("code=abc&state=not-a-state%3Cscript%3E", "无法识别"),
+    ],
+)
+def test_bad_state_is_400_with_fresh_link(bot, follower, query, words):
+    answer = follower.open(f"{bot.url}/oauth/callback?{query}")
+    assert answer.status_code == 400
+    assert words in answer.text
+    assert "/connect/oauth2/authorize?appid=" in answer.text
+    assert "<script>" not in answer.text
+
+
+def test_expired_state_is_400(bot, follower):
+    signer = StateSigner(derive_key(APP_SECRET, "state"), ttl=3600)
+    old = signer.issue(now=time.time() - 3601)
+    answer = follower.open(f"{bot.url}/oauth/callback?code=abc&state={old}")
+    assert answer.status_code == 400
+    assert "过期" in answer.text
+
+
+def test_refusal_explains_and_keeps_link_usable(sim, follower):
+    link = follower.link()
+    refused = follower.open(follower.tap(link, decision="deny"))
+    assert refused.status_code == 400
+    assert "取消了授权" in refused.text
+    assert follower.open(follower.tap(link)).status_code == 303  # changed their mind
+
+
+@pytest.mark.parametrize("errcode", [40029, 40163, 42003])
+def test_rejected_code_is_400_with_fresh_link(sim, bot, follower, errcode):
+    link = follower.link()
+    location = follower.tap(link)
+    code = parse_qs(urlsplit(location).query)["code"][0]
+    if errcode == 40029:
+        location = location.replace(code, "x" + code[1:])
+    elif errcode == 40163:
+        sim_exchange = {"appid": sim.app_id, "secret": sim.app_secret, "code": code}
+        import requests
+
+        requests.get(
+            sim.url + "/sns/oauth2/access_token",
+            params={**sim_exchange, "grant_type": "authorization_code"},
+            timeout=5,
+        )
+    else:
+        sim.clock.advance(301)
+    answer = follower.open(location)
+    assert answer.status_code == 400
+    assert "授权码无效" in answer.text
+    assert "/connect/oauth2/authorize?appid=" in answer.text
+
+
+@pytest.mark.parametrize("kind", ["busy", "http_error", "garbage", "reset"])
+def test_wechat_failure_is_502_and_retry_works(sim, follower, kind):
+    location = follower.tap(follower.link())
+    sim.fault("/sns/oauth2/access_token", kind)
+    failed = follower.open(location)
+    assert failed.status_code == 502
+    assert "微信" in failed.text
+    assert "Traceback" not in failed.text
+    assert follower.open(location).status_code == 303  # a refresh after the outage
+
+
+def test_wechat_timeout_is_502(sim, follower):
+    location = follower.tap(follower.link())
+    sim.fault("/sns/oauth2/access_token", "slow", seconds=7.0)
+    assert follower.open(location).status_code == 502
+
+
+def test_me_without_cookie_offers_a_link(bot, follower):
+    answer = follower.me()
+    assert answer.status_code == 200
+    assert "尚未授权" in answer.text
+    assert "/connect/oauth2/authorize?appid=" in answer.text
+
+
+def test_me_with_forged_cookie_offers_a_link(bot, follower):
+    follower.browser.cookies.set("oauthbot", f"{follower.openid}.{int(time.time())}.{'0' * 64}")
+    assert "尚未授权" in follower.me().text
+
+
+def test_me_refreshes_an_expired_access_token_first(sim, follower):
+    sim.access_token_ttl = 30  # already inside the bot's refresh margin
+    assert follower.authorize().status_code == 303
+    sim.calls.clear()
+    me = follower.me()
+    assert me.status_code == 200
+    paths = _paths(sim)
+    assert paths.index("/sns/oauth2/refresh_token") < paths.index("/sns/userinfo")
+
+
+def test_me_recovers_from_a_token_revoked_early(sim, follower):
+    assert follower.authorize().status_code == 303
+    sim.expire_access_tokens(follower.openid)
+    me = follower.me()
+    assert me.status_code == 200
+    assert sim.followers[follower.openid].nickname in me.content.decode("utf-8")
+    assert "/sns/oauth2/refresh_token" in _paths(sim)
+
+
+@pytest.mark.parametrize("how", ["expired", "invalidated"])
+def test_dead_refresh_token_asks_to_authorize_again(sim, bot, follower, how):
+    sim.access_token_ttl = 30
+    assert follower.authorize().status_code == 303
+    if how == "expired":
+        sim.expire_refresh_tokens(follower.openid)
+    else:
+        sim.invalidate_tokens(follower.openid)
+    me = follower.me()
+    assert me.status_code == 200
+    assert "授权已失效" in me.text
+    assert "/connect/oauth2/authorize?appid=" in me.text
+    assert bot.app.store.get_follower(follower.openid).needs_reauth
+    # authorizing again clears it
+    assert follower.authorize().status_code == 303
+    assert sim.followers[follower.openid].nickname in follower.me().content.decode("utf-8")
+
+
+def test_me_shows_stored_profile_when_wechat_is_down(sim, follower):
+    assert follower.authorize().status_code == 303
+    sim.fault("/sns/userinfo", "http_error")
+    me = follower.me()
+    assert me.status_code == 200
+    assert "暂时无法连接微信" in me.text
+    assert sim.followers[follower.openid].nickname in me.content.decode("utf-8")
+
+
+def test_restart_in_the_middle_of_a_journey(sim, bot, follower):
+    link = follower.link()
+    bot.restart()  # the follower taps a link the previous process issued
+    assert follower.open(follower.tap(link)).status_code == 303
+    bot.restart()  # and comes back to a fresh process with their cookie
+    me = follower.me()
+    assert me.status_code == 200
+    assert sim.followers[follower.openid].nickname in me.content.decode("utf-8")
+
+
+def test_pages_never_leak_secrets(sim, bot, follower):
+    assert follower.authorize().status_code == 303
+    stored = bot.app.store.get_follower(follower.openid)
+    for page in (follower.me().text, follower.open(bot.url + "/oauth/callback?code=x").text):
+        assert APP_SECRET not in page
+        assert stored.access_token not in page
+        assert stored.refresh_token not in page
+
+
+def test_healthz(bot, follower):
+    answer = follower.open(bot.url + "/healthz")
+    assert answer.status_code == 200
+    assert answer.json() == {"status": "ok"}
+
+
+def test_unknown_route_is_a_readable_404(bot, follower):
+    answer = follower.open(bot.url + "/nope")
+    assert answer.status_code == 404
+    assert "页面不存在" in answer.content.decode("utf-8")

@@ -1,0 +1,103 @@
+"""The store on a real SQLite file, hammered from several threads and processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from storage import Claim, Follower, Store, StoreSessionStorage
+
+
+def _follower(openid: str, nickname: str = "小明😀") -> Follower:
+    now = int(time.time())
+    return Follower(
+        openid=openid,
+        scope="snsapi_userinfo",
+        access_token="AT-" + openid,
+        access_expires_at=now + 7200,
+        refresh_token="RT-" + openid,
+        refresh_expires_at=now + 30 * 86400,
+        nickname=nickname,
+        profile={"nickname": nickname, "privilege": []},
+        authorized_at=now,
+        updated_at=now,
+    )
+
+
+def test_follower_round_trip_and_upsert(tmp_path):
+    store = Store.from_url(f"sqlite:///{tmp_path / 'a.sqlite3'}")
+    store.save_follower(_follower("o1"))
+    store.save_follower(_follower("o1", nickname="张三🎉"))
+    assert store.get_follower("o1").nickname == "张三🎉"
+    assert store.get_follower("o1").profile["nickname"] == "张三🎉"
+    assert [f.openid for f in store.list_followers()] == ["o1"]
+    store.mark_needs_reauth("o1")
+    assert store.get_follower("o1").needs_reauth
+
+
+def test_one_claim_wins_among_threads(tmp_path):
+    store = Store.from_url(f"sqlite:///{tmp_path / 'b.sqlite3'}")
+    expires = int(time.time()) + 600
+    with ThreadPoolExecutor(8) as pool:
+        claims = list(pool.map(lambda _: store.claim_state("s" * 64, "h", expires, 120)[0], range(16)))
+    assert claims.count(Claim.NEW) == 1
+    assert set(claims) == {Claim.NEW, Claim.IN_FLIGHT}
+
+
+def test_claim_outcomes(tmp_path):
+    store = Store.from_url(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+    expires = int(time.time()) + 600
+    assert store.claim_state("s1", "h", expires, 120) == (Claim.NEW, None)
+    assert store.claim_state("s1", "other", expires, 120) == (Claim.USED, None)
+    store.release_state("s1")
+    assert store.claim_state("s1", "h", expires, 120) == (Claim.NEW, None)
+    store.complete_authorization("s1", _follower("o1"))
+    assert store.claim_state("s1", "h", expires, 120) == (Claim.DONE, "o1")
+    store.release_state("s1")  # a completed state is never given back
+    assert store.claim_state("s1", "h", expires, 0)[0] in (Claim.DONE, Claim.USED)
+
+
+def _claim_in_process(url: str, barrier, results) -> None:
+    store = Store.from_url(url)
+    barrier.wait()
+    results.put(store.claim_state("p" * 64, "h", int(time.time()) + 600, 120)[0].value)
+
+
+def test_one_claim_wins_among_processes(tmp_path):
+    url = f"sqlite:///{tmp_path / 'd.sqlite3'}"
+    Store.from_url(url).close()
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(4), context.Queue()
+    workers = [context.Process(target=_claim_in_process, args=(url, barrier, results)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    claims = [results.get(timeout=5) for _ in workers]
+    assert claims.count("new") == 1
+
+
+def test_concurrent_writers_lose_nothing(tmp_path):
+    store = Store.from_url(f"sqlite:///{tmp_path / 'e.sqlite3'}")
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: store.save_follower(_follower(f"o{i}")), range(64)))
+    assert len(store.list_followers()) == 64
+
+
+def test_seen_messages_persist_and_expire(tmp_path):
+    url = f"sqlite:///{tmp_path / 'f.sqlite3'}"
+    store = Store.from_url(url)
+    now = int(time.time())
+    store.record_seen([("m:1", now + 60), ("m:2", now - 1), ("m:1", now + 60)])
+    assert Store.from_url(url).recent_seen() == [("m:1", now + 60)]
+
+
+def test_werobot_sessions_live_in_the_store(tmp_path):
+    url = f"sqlite:///{tmp_path / 'g.sqlite3'}"
+    sessions = StoreSessionStorage(Store.from_url(url))
+    assert sessions[b"o1"] == {}
+    sessions[b"o1"] = {"步骤": 2}
+    assert StoreSessionStorage(Store.from_url(url)).get("o1") == {"步骤": 2}
+    del sessions["o1"]
+    assert sessions.get("o1") == {}

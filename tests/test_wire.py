@@ -1,0 +1,188 @@
+"""The message endpoint over real HTTP: signatures, limits, hostile XML, replies, retries."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import requests
+
+from tests.conftest import ANCHOR, APP_ID, TOKEN
+from wechat.replies import cdata, text_reply
+from wechat.signature import sign
+
+VECTORS = json.loads((Path(__file__).parent / "vectors" / "wechat-crypto.json").read_text("utf-8"))
+
+
+def signed_query(token: str = TOKEN, timestamp: int | None = None, **extra: str) -> dict:
+    timestamp = str(int(time.time()) if timestamp is None else timestamp)
+    nonce = "1514711492"
+    return {
+        "signature": sign(token, timestamp, nonce),
+        "timestamp": timestamp,
+        "nonce": nonce,
+        **extra,
+    }
+
+
+def push(bot, body: bytes | str, **query: str) -> requests.Response:
+    data = body.encode("utf-8") if isinstance(body, str) else body
+    return requests.post(bot.wechat_url, params=signed_query(**query), data=data, timeout=10)
+
+
+def text_xml(
+    content: str = "你好", msg_id: str = "1234567890123456", openid: str = "o6_bFollower"
+) -> str:
+    return (
+        f"<xml><ToUserName><![CDATA[gh_test]]></ToUserName><FromUserName><![CDATA[{openid}]]>"
+        f"</FromUserName><CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[text]]>"
+        f"</MsgType><Content><![CDATA[{content}]]></Content><MsgId>{msg_id}</MsgId></xml>"
+    )
+
+
+@pytest.mark.parametrize("case", VECTORS["url_verification"])
+def test_signature_matches_wechat_vectors(case):
+    assert sign(case["token"], case["timestamp"], case["nonce"]) == case["signature"]
+
+
+def test_url_verification_echoes(bot):
+    answer = requests.get(bot.wechat_url, params=signed_query(echostr="5837397778"), timeout=5)
+    assert answer.status_code == 200
+    assert answer.text == "5837397778"
+    assert answer.headers["Content-Type"].startswith("text/plain")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"signature": "0" * 40, "timestamp": str(int(time.time())), "nonce": "1", "echostr": "x"},
+        {"echostr": "x"},
+        signed_query(token="wrongtoken", echostr="x"),
+        signed_query(timestamp=int(time.time()) - 3600, echostr="x"),  # stale: a replay
+    ],
+)
+def test_bad_or_stale_signature_is_403(bot, query):
+    assert requests.get(bot.wechat_url, params=query, timeout=5).status_code == 403
+    assert (
+        requests.post(bot.wechat_url, params=query, data=text_xml(), timeout=5).status_code == 403
+    )
+
+
+def test_text_gets_the_exact_authorize_anchor(sim, bot):
+    reply = sim.push(sim.default_openid, type="text", content="你好")["reply"]
+    assert reply["MsgType"] == "text"
+    assert reply["ToUserName"] == sim.default_openid
+    href, text = ANCHOR.search(reply["Content"]).groups()
+    assert text == "单击这里体验OAuth授权"
+    callback = quote(bot.url + "/oauth/callback", safe="")
+    pattern = (
+        re.escape(f"{sim.url}/connect/oauth2/authorize?appid={APP_ID}&redirect_uri={callback}")
+        + r"&response_type=code&scope=snsapi_userinfo&state=[a-zA-Z0-9]{1,128}#wechat_redirect"
+    )
+    assert re.fullmatch(pattern, href), href
+
+
+def test_every_link_has_a_fresh_state(sim, bot):
+    links = {
+        ANCHOR.search(
+            sim.push(sim.default_openid, type="text", content="hi")["reply"]["Content"]
+        ).group(1)
+        for _ in range(3)
+    }
+    assert len(links) == 3
+
+
+def test_subscribe_gets_welcome_with_link(sim, bot):
+    reply = sim.push(sim.default_openid, type="event", event="subscribe")["reply"]
+    assert "感谢关注" in reply["Content"]
+    assert ANCHOR.search(reply["Content"])
+
+
+def test_other_types_get_help_with_link(sim, bot):
+    reply = sim.push(sim.default_openid, type="image")["reply"]
+    assert "文字" in reply["Content"]
+    assert ANCHOR.search(reply["Content"])
+
+
+def test_unsubscribe_gets_no_reply(sim, bot):
+    answer = sim.push(sim.default_openid, type="event", event="unsubscribe")
+    assert answer["status"] == 200
+    assert answer["reply"] is None
+
+
+def test_retried_delivery_runs_handlers_once(sim, bot):
+    first = sim.push(sim.default_openid, type="text", content="你好", msg_id="987654321012345678")
+    retry = sim.push(sim.default_openid, type="text", content="你好", msg_id="987654321012345678")
+    # a second run would have minted a new state, so an identical reply proves a single run
+    assert first["reply"]["Content"] == retry["reply"]["Content"]
+
+
+def test_retried_event_runs_handlers_once(sim, bot):
+    created = str(int(time.time()))
+    first = sim.push(sim.default_openid, type="event", event="subscribe", create_time=created)
+    retry = sim.push(sim.default_openid, type="event", event="subscribe", create_time=created)
+    assert first["reply"]["Content"] == retry["reply"]["Content"]
+
+
+def test_dedupe_survives_a_restart(sim, bot):
+    first = sim.push(sim.default_openid, type="text", content="你好", msg_id="55555555555")
+    bot.app.guard.flush()
+    bot.restart()
+    retry = sim.push(sim.default_openid, type="text", content="你好", msg_id="55555555555")
+    assert first["reply"] is not None
+    assert retry["status"] == 200
+    assert retry["reply"] is None  # answered `success`: the handlers did not run again
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "not xml at all",
+        "<xml><ToUserName>a</ToUserName>",  # truncated
+        "<root><MsgType>text</MsgType></root>",  # wrong root
+        "<xml><MsgType>text</MsgType></xml>",  # fields missing
+        text_xml().replace("<CreateTime>", "<CreateTime>x"),
+        "",
+    ],
+)
+def test_malformed_body_is_400(bot, body):
+    answer = push(bot, body)
+    assert answer.status_code == 400
+    assert "Traceback" not in answer.text
+
+
+def test_entity_expansion_is_refused(bot):
+    laughs = (
+        '<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY a "aaaaaaaaaa">'
+        '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>'
+    )
+    answer = push(bot, laughs + text_xml(content="&c;").replace("<![CDATA[&c;]]>", "&c;"))
+    assert answer.status_code == 400
+
+
+def test_external_entity_is_refused(bot):
+    xxe = '<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+    answer = push(bot, xxe + text_xml().replace("<![CDATA[你好]]>", "&x;"))
+    assert answer.status_code == 400
+    assert "root:" not in answer.text
+
+
+def test_body_over_the_cap_is_413(bot):
+    answer = push(bot, text_xml(content="长" * 30000))
+    assert answer.status_code == 413
+
+
+def test_other_methods_are_405(bot):
+    assert requests.put(bot.wechat_url, params=signed_query(), timeout=5).status_code == 405
+
+
+def test_cdata_splits_its_terminator():
+    xml = text_reply("o6_b", "gh_x", "a]]>b<c>", now=1)
+    from lxml import etree
+
+    assert etree.fromstring(xml.encode()).findtext("Content") == "a]]>b<c>"
+    assert cdata("]]>") == "<![CDATA[]]]]><![CDATA[>]]>"
