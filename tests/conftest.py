@@ -68,8 +68,12 @@ class BotServer:
         self.thread.start()
 
     def stop(self) -> None:
+        """Like a process dying: the listener and every kept-alive connection go."""
         self.server.close()
+        for channel in list(self.server._map.values()):
+            channel.close()
         self.thread.join(timeout=5)
+        self.server.task_dispatcher.shutdown()
         self.app.close()
 
     def restart(self) -> None:

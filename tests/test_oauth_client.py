@@ -58,8 +58,13 @@ def test_exchange_userinfo_and_check(sim, client):
     client.check_token(grant.access_token, grant.openid)
 
 
-def test_refresh_gives_a_new_access_token(sim, client):
+def test_refresh_renews_a_live_token_and_replaces_a_dead_one(sim, client):
     grant = client.exchange_code(code_for(sim, client))
+    renewed = client.refresh(
+        grant.refresh_token
+    )  # WeChat: a live token is kept, its expiry renewed
+    assert renewed.access_token == grant.access_token
+    sim.expire_access_tokens(grant.openid)
     fresh = client.refresh(grant.refresh_token)
     assert fresh.access_token != grant.access_token
     assert fresh.openid == grant.openid

@@ -40,7 +40,9 @@ def test_one_claim_wins_among_threads(tmp_path):
     store = Store.from_url(f"sqlite:///{tmp_path / 'b.sqlite3'}")
     expires = int(time.time()) + 600
     with ThreadPoolExecutor(8) as pool:
-        claims = list(pool.map(lambda _: store.claim_state("s" * 64, "h", expires, 120)[0], range(16)))
+        claims = list(
+            pool.map(lambda _: store.claim_state("s" * 64, "h", expires, 120)[0], range(16))
+        )
     assert claims.count(Claim.NEW) == 1
     assert set(claims) == {Claim.NEW, Claim.IN_FLIGHT}
 
@@ -69,7 +71,9 @@ def test_one_claim_wins_among_processes(tmp_path):
     Store.from_url(url).close()
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(4), context.Queue()
-    workers = [context.Process(target=_claim_in_process, args=(url, barrier, results)) for _ in range(4)]
+    workers = [
+        context.Process(target=_claim_in_process, args=(url, barrier, results)) for _ in range(4)
+    ]
     for worker in workers:
         worker.start()
     for worker in workers:
