@@ -1,0 +1,55 @@
+"""Command line: `python -m simulator --port 9000 --bot-url URL --app-id ID ...`."""
+
+import argparse
+import logging
+import sys
+import threading
+
+from simulator.app import Simulator
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The options CONTRACT.md promises."""
+    parser = argparse.ArgumentParser(
+        prog="python -m simulator", description="A local WeChat official-account platform."
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=9000, help="port to listen on")
+    parser.add_argument("--bot-url", required=True, help="the bot's message URL")
+    parser.add_argument("--app-id", required=True, help="the account's AppID")
+    parser.add_argument("--app-secret", required=True, help="the account's AppSecret")
+    parser.add_argument("--token", required=True, help="the server token")
+    parser.add_argument("--aes-key", default="", help="EncodingAESKey; empty: plaintext only")
+    parser.add_argument(
+        "--callback-domain", help="the OAuth callback domain (default: host of --bot-url)"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve until interrupted, one log line per request on stderr."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
+    try:
+        sim = Simulator(
+            app_id=args.app_id,
+            app_secret=args.app_secret,
+            token=args.token,
+            bot_url=args.bot_url,
+            callback_domain=args.callback_domain,
+            aes_key=args.aes_key,
+        ).start(args.host, args.port)
+    except (ValueError, OSError) as exc:
+        print(f"simulator: {exc}", file=sys.stderr)
+        sys.exit(2)
+    print(f"WeChat simulator on {sim.url} (phone page: {sim.url}/phone)", file=sys.stderr)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Followers of the simulated official account: fixtures and generated ones."""
+
+import secrets
+import string
+from dataclasses import dataclass
+
+OPENID_ALPHABET = string.ascii_letters + string.digits + "-_"
+ADJECTIVES = ("快乐的", "安静的", "勇敢的", "聪明的", "慢吞吞的", "爱笑的", "迷路的", "认真的")
+ANIMALS = (("熊猫", "🐼"), ("小猫", "🐱"), ("兔子", "🐰"), ("狐狸", "🦊"), ("企鹅", "🐧"))
+
+
+@dataclass
+class Follower:
+    """One WeChat user as this account sees them (openid is per account, unionid is not)."""
+
+    openid: str
+    nickname: str
+    unionid: str | None = None
+
+    @property
+    def headimgurl(self) -> str:
+        """A stable avatar URL in WeChat's shape; the last segment is the size (132 px)."""
+        return f"https://thirdwx.qlogo.cn/mmopen/vi_32/{self.openid[4:]}/132"
+
+    def as_dict(self) -> dict[str, str | None]:
+        """The follower as the control API shows it."""
+        return {"openid": self.openid, "nickname": self.nickname, "unionid": self.unionid}
+
+
+FIXTURE_FOLLOWERS = (
+    Follower("o6_bmjrPTlm6_2sgVt7hMZOPfL2M", "小明😀"),
+    Follower("o6_bmasdasdsad6_2sgVt7hMZOPf", "张三🎉", unionid="oZx8T1uKq0sR3wV5yB7dF9hJ2lM4"),
+    Follower("o6_bAlice0Wang_9xYz7QrStUv12", "Ａlice·王"),
+    Follower("o6_bPanda3xSs_ScriptTest0001", "<b>熊猫</b>&🐼"),
+)
+DEFAULT_OPENID = FIXTURE_FOLLOWERS[0].openid
+
+
+def new_openid() -> str:
+    """A fresh 28-character openid shaped like the fixtures' (prefix `o6_b`)."""
+    return "o6_b" + "".join(secrets.choice(OPENID_ALPHABET) for _ in range(24))
+
+
+def random_nickname() -> str:
+    """A Chinese nickname with an emoji, so every new follower exercises UTF-8 handling."""
+    animal, emoji = secrets.choice(ANIMALS)
+    return f"{secrets.choice(ADJECTIVES)}{animal}{emoji}"

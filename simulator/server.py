@@ -1,0 +1,146 @@
+"""A small threaded HTTP server around one dispatch function, with full control of the wire."""
+
+import json
+import logging
+import re
+import socket
+import struct
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.message import Message
+from http.cookies import SimpleCookie
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl
+
+log = logging.getLogger("simulator")
+
+MAX_BODY = 1 << 20
+SECRETS = re.compile(r"((?:secret|access_token|refresh_token)(?:=|%3D))[^&\s\"]*", re.IGNORECASE)
+
+
+def mask(text: str) -> str:
+    """Hide secrets and tokens in a logged request line."""
+    return SECRETS.sub(r"\1***", text)
+
+
+@dataclass
+class Request:
+    """What the router needs from an HTTP request."""
+
+    method: str
+    path: str
+    raw_query: str
+    headers: Message
+    body: bytes = b""
+
+    @property
+    def query(self) -> dict[str, str]:
+        """Query parameters, decoded; the last one wins like most servers."""
+        return dict(parse_qsl(self.raw_query, keep_blank_values=True))
+
+    @property
+    def form(self) -> dict[str, str]:
+        """An urlencoded form body."""
+        return dict(parse_qsl(self.body.decode("utf-8", "replace"), keep_blank_values=True))
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        """Cookies sent by the browser."""
+        jar = SimpleCookie(self.headers.get("Cookie", ""))
+        return {name: morsel.value for name, morsel in jar.items()}
+
+    def json(self) -> dict[str, Any]:
+        """The JSON object in the body; ValueError when there is none."""
+        data = json.loads(self.body.decode("utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("expected a JSON object")
+        return data
+
+
+@dataclass
+class Response:
+    """Exactly what goes on the wire; `reset` drops the connection with no answer."""
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str | None = "text/plain"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    reset: bool = False
+
+
+App = Callable[[Request], Response]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "WeChatSimulator"
+    server: "_Server"
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    do_POST = do_DELETE = do_GET
+
+    def _dispatch(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            self.send_error(413)
+            return
+        path, _, raw_query = self.path.partition("?")
+        request = Request(self.command, path, raw_query, self.headers, self.rfile.read(length))
+        try:
+            response = self.server.app(request)
+        except Exception:
+            log.exception("error while handling %s", mask(self.requestline))
+            response = Response(500, b"simulator error")
+        if response.reset:
+            self._reset()
+            return
+        self.send_response(response.status)
+        if response.content_type:
+            self.send_header("Content-Type", response.content_type)
+        for name, value in response.headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        self.wfile.write(response.body)
+
+    def _reset(self) -> None:
+        """Close with RST and no status line, like a dropped upstream connection."""
+        self.log_message('"%s" connection reset', self.requestline)
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.info("%s %s", self.address_string(), mask(format % args))
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, host: str, port: int, app: App) -> None:
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        super().__init__((host, port), _Handler)
+        self.app = app
+
+
+class HTTPServerThread:
+    """Serves `app` on a background thread; port 0 picks a free port."""
+
+    def __init__(self, host: str, port: int, app: App) -> None:
+        self._server = _Server(host, port, app)
+        self.port: int = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop accepting, close the socket and wait for the serving thread."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
