@@ -255,3 +255,12 @@ def test_unknown_route_is_a_readable_404(bot, follower):
     answer = follower.open(bot.url + "/nope")
     assert answer.status_code == 404
     assert "页面不存在" in answer.content.decode("utf-8")
+
+
+def test_nickname_markup_is_escaped_on_me(sim, bot):
+    panda = next(f for f in sim.followers.values() if "<b>" in f.nickname)
+    follower = Follower(sim, bot, panda.openid)
+    assert follower.authorize().status_code == 303
+    page = follower.me().content.decode("utf-8")
+    assert "<b>熊猫</b>" not in page
+    assert "&lt;b&gt;熊猫&lt;/b&gt;&amp;🐼" in page
