@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from typing import NoReturn
 
 from oauth.client import REFRESH_TOKEN_LIFETIME, TokenGrant, WeChatOAuth
 from oauth.errors import AuthorizationFailed, OAuthError, WeChatAPIError, WeChatUnavailable
@@ -81,7 +82,7 @@ class Authorizer:
                 raise AuthorizationFailed("state_used")
             time.sleep(0.1)  # IN_FLIGHT: the first request is still talking to WeChat
 
-    def _give_back(self, state: str, exc: OAuthError) -> None:
+    def _give_back(self, state: str, exc: OAuthError) -> NoReturn:
         """A passing failure: free the state so reloading the page can retry."""
         log.warning("code exchange failed: %s", exc)
         self.store.release_state(state)

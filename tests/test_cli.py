@@ -135,3 +135,16 @@ def _wait_for(url: str) -> requests.Response:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def test_bot_app_is_the_wsgi_entry_point(config_path):
+    code = "import bot; print(type(bot.app).__name__, callable(bot.app))"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, "BOT_CONFIG": str(config_path)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.stdout.strip() == "Bot True", done.stderr
