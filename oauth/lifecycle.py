@@ -68,7 +68,8 @@ class TokenLifecycle:
                 raise
             follower, refreshed = self._refresh(follower), True  # revoked early: one more try
             self._validate(follower)
-        self.store.save_follower(follower)
+        finally:
+            self.store.save_follower(follower)  # a refreshed token is kept even if the check failed
         return Visit(follower, Standing.FRESH, refreshed)
 
     def _refresh(self, follower: Follower) -> Follower:

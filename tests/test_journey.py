@@ -257,3 +257,14 @@ def test_nickname_markup_is_escaped_on_me(sim, bot):
     page = follower.me().content.decode("utf-8")
     assert "<b>熊猫</b>" not in page
     assert "&lt;b&gt;熊猫&lt;/b&gt;&amp;🐼" in page
+
+
+def test_refreshed_token_is_kept_when_userinfo_then_fails(sim, bot, follower):
+    sim.access_token_ttl = 30
+    assert follower.authorize().status_code == 303
+    before = bot.app.store.get_follower(follower.openid)
+    sim.expire_access_tokens(follower.openid)  # so the refresh hands out a new token
+    sim.fault("/sns/userinfo", "http_error")
+    assert "暂时无法连接微信" in follower.me().text
+    after = bot.app.store.get_follower(follower.openid)
+    assert after.access_token != before.access_token
