@@ -21,7 +21,7 @@ h1{{font-size:1.3rem;margin:0 0 .75rem}}
 p{{line-height:1.6}}
 .button{{display:block;text-align:center;background:#07c160;color:#fff;padding:.8rem;
 border-radius:8px;text-decoration:none;margin-top:1rem}}
-.avatar{{width:96px;height:96px;border-radius:8px;display:block;margin:0 auto 1rem}}
+.avatar{{width:96px;height:96px;border-radius:8px;display:block;margin:0 auto 1rem;background:#ddd}}
 dl{{display:grid;grid-template-columns:auto 1fr;gap:.4rem .8rem;margin:0}}
 dt{{color:#888}} dd{{margin:0;word-break:break-all}}
 .notice{{background:#fff7e6;border-radius:8px;padding:.6rem .8rem}}
@@ -121,7 +121,7 @@ def profile(follower: Follower, offline: bool, upgrade_link: str) -> str:
 def _avatar(url: str | None) -> str:
     if not url or not url.startswith(("https://", "http://")):
         return ""
-    return f'<img class="avatar" src="{escape(url)}" alt="头像" referrerpolicy="no-referrer">'
+    return f'<img class="avatar" src="{escape(url)}" alt="" referrerpolicy="no-referrer">'
 
 
 def _mask(openid: str) -> str:
