@@ -29,6 +29,7 @@ oauth_states = Table(
     metadata,
     Column("state", String(128), primary_key=True),
     Column("code_hash", String(64), nullable=False),
+    Column("claimed_at", Integer, nullable=False),
     Column("expires_at", Integer, nullable=False, index=True),
     Column("openid", String(64)),
     Column("completed_at", Integer),

@@ -23,6 +23,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from storage.schema import followers, metadata, oauth_states, seen_messages, sessions
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# A claim still open this long after it was made belongs to a request that died
+# mid-exchange (WeChat calls time out well before); a new request may take it over.
+ABANDONED_CLAIM = 30
 
 
 class StorageError(Exception):
@@ -174,12 +177,19 @@ class Store:
         Returns the claim and, for DONE, the openid the first request authorized.
         """
         now = int(time.time())
-        claim = self._insert(oauth_states).values(
-            state=state, code_hash=code_hash, expires_at=expires_at
+        values = {"code_hash": code_hash, "claimed_at": now, "expires_at": expires_at}
+        claim = self._insert(oauth_states).values(state=state, **values)
+        takeover = (
+            update(oauth_states)
+            .where(oauth_states.c.state == state, oauth_states.c.completed_at.is_(None))
+            .where(oauth_states.c.claimed_at < now - ABANDONED_CLAIM)
+            .values(**values)
         )
         with self._write() as conn:
             if conn.execute(claim.on_conflict_do_nothing()).rowcount == 1:
                 conn.execute(delete(oauth_states).where(oauth_states.c.expires_at < now - grace))
+                return Claim.NEW, None
+            if conn.execute(takeover).rowcount == 1:
                 return Claim.NEW, None
             row = conn.execute(select(oauth_states).where(oauth_states.c.state == state)).one()
         if row.code_hash != code_hash:

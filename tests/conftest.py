@@ -64,11 +64,20 @@ class BotServer:
     def start(self) -> None:
         self.app = Bot(self.config)
         self.server = waitress.create_server(self.app, host="127.0.0.1", port=self.port, threads=8)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            self.server.run()
+        except OSError:  # its sockets were closed under it by stop()
+            if not self.stopping:
+                raise
 
     def stop(self) -> None:
         """Like a process dying: the listener and every kept-alive connection go."""
+        self.stopping = True
         self.server.close()
         for channel in list(self.server._map.values()):
             channel.close()

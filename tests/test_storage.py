@@ -6,7 +6,10 @@ import multiprocessing
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from sqlalchemy import update
+
 from storage import Claim, Follower, Store, StoreSessionStorage
+from storage.schema import oauth_states
 
 
 def _follower(openid: str, nickname: str = "小明😀") -> Follower:
@@ -58,6 +61,17 @@ def test_claim_outcomes(tmp_path):
     assert store.claim_state("s1", "h", expires, 120) == (Claim.DONE, "o1")
     store.release_state("s1")  # a completed state is never given back
     assert store.claim_state("s1", "h", expires, 0)[0] in (Claim.DONE, Claim.USED)
+
+
+def test_an_abandoned_claim_can_be_taken_over(tmp_path):
+    store = Store.from_url(f"sqlite:///{tmp_path / 'h.sqlite3'}")
+    expires = int(time.time()) + 600
+    assert store.claim_state("s1", "h", expires, 120)[0] is Claim.NEW
+    assert store.claim_state("s1", "h2", expires, 120)[0] is Claim.USED
+    with store.engine.begin() as conn:  # the first request's process died 31 s ago
+        conn.execute(update(oauth_states).values(claimed_at=oauth_states.c.claimed_at - 31))
+    assert store.claim_state("s1", "h2", expires, 120)[0] is Claim.NEW
+    assert store.claim_state("s1", "h", expires, 120)[0] is Claim.USED
 
 
 def _claim_in_process(url: str, barrier, results) -> None:
