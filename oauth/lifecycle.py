@@ -28,7 +28,6 @@ class Standing(Enum):
 class Visit:
     follower: Follower
     standing: Standing
-    refreshed: bool = False
 
 
 class TokenLifecycle:
@@ -70,7 +69,7 @@ class TokenLifecycle:
             self._validate(follower)
         finally:
             self.store.save_follower(follower)  # a refreshed token is kept even if the check failed
-        return Visit(follower, Standing.FRESH, refreshed)
+        return Visit(follower, Standing.FRESH)
 
     def _refresh(self, follower: Follower) -> Follower:
         grant = self.client.refresh(follower.refresh_token)

@@ -67,6 +67,7 @@ def create_web_app(
         return HTTPResponse(body, 200 if ok else 503, {"Content-Type": "application/json"})
 
     _install_error_pages(app)
+    app.install(storage_guard)
     return app
 
 
@@ -87,14 +88,15 @@ def _install_error_pages(app: Bottle) -> None:
         }
     )
 
-    def storage_guard(callback):
-        def wrapper(*args, **kwargs):
-            try:
-                return callback(*args, **kwargs)
-            except StorageError as exc:
-                log.error("storage unavailable: %s", exc)
-                return html(*pages.message(503, "服务暂时不可用", "存储暂时不可用，请稍后再试。"))
 
-        return wrapper
+def storage_guard(callback):
+    """Bottle plugin: a database outage is a readable 503 page, not a 500."""
 
-    app.install(storage_guard)
+    def wrapper(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except StorageError as exc:
+            log.error("storage unavailable: %s", exc)
+            return html(*pages.message(503, "服务暂时不可用", "存储暂时不可用，请稍后再试。"))
+
+    return wrapper
