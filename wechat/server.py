@@ -6,21 +6,17 @@ verify signature → read capped body → parse → dedupe → WeRoBot handlers 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable
 from urllib.parse import parse_qsl
 
 from werobot.robot import BaseRoBot
 
 from wechat.dedupe import NO_REPLY, RetryGuard
+from wechat.dispatch import Dispatcher
 from wechat.parser import MalformedMessage, parse_fields, to_message
-from wechat.replies import text_reply
 from wechat.signature import verify
 
-log = logging.getLogger(__name__)
-
 MAX_BODY = 64 * 1024  # WeChat's pushes are a few hundred bytes
-APOLOGY = "抱歉，服务暂时出了点问题，请稍后再试。"
 
 StartResponse = Callable[..., object]
 
@@ -34,7 +30,7 @@ class MessageServer:
         guard: RetryGuard,
         max_body: int = MAX_BODY,
     ) -> None:
-        self.robot = robot
+        self.dispatcher = Dispatcher(robot)
         self.token = token
         self.max_skew = max_skew
         self.guard = guard
@@ -73,35 +69,10 @@ class MessageServer:
             message = to_message(parse_fields(body))
         except MalformedMessage as exc:
             return "400 Bad Request", str(exc).encode(), "text/plain"
-        answer = self.guard.run(_delivery_key(message), lambda: self._answer(message))
+        answer = self.guard.run(_delivery_key(message), lambda: self.dispatcher.answer(message))
         if answer == NO_REPLY:
             return "200 OK", answer, "text/plain"
         return "200 OK", answer, "application/xml; charset=utf-8"
-
-    def _answer(self, message) -> bytes:
-        """The first handler's non-empty text, as reply XML; `success` if none."""
-        try:
-            content = self._dispatch(message)
-        except Exception:  # a bug of ours: the follower still gets a word, we get the trace
-            log.exception("handler failed for a %s message", message.type)
-            content = APOLOGY
-        if not content:
-            return NO_REPLY
-        return text_reply(message.source, message.target, content).encode("utf-8")
-
-    def _dispatch(self, message) -> str | None:
-        for handler, argc in self.robot.get_handlers(message.type):
-            reply = handler(message) if argc < 2 else self._with_session(handler, message)
-            if reply:
-                return reply
-        return None
-
-    def _with_session(self, handler: Callable, message) -> str | None:
-        storage = self.robot.session_storage
-        session = storage.get(message.source)
-        reply = handler(message, session)
-        storage.set(message.source, session)
-        return reply
 
 
 def _delivery_key(message) -> str:
