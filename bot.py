@@ -16,7 +16,7 @@ from werobot.robot import BaseRoBot
 import config as settings
 from handlers import Handlers
 from oauth import Authorizer, StateSigner, TokenLifecycle, WeChatOAuth, derive_key
-from storage import Store, StoreSessionStorage
+from storage import DeliveryLedger, Store, StoreSessionStorage
 from web.app import create_web_app
 from web.cookies import CookieSigner
 from wechat import MessageServer, RetryGuard
@@ -41,7 +41,7 @@ class Bot:
         )
         Handlers(self.authorizer.link, o.link_text).register(robot)
         # routes
-        self.guard = RetryGuard(self.store)
+        self.guard = RetryGuard(DeliveryLedger(self.store.engine))
         self.messages = MessageServer(robot, w.token, w.max_clock_skew, self.guard)
         cookies = CookieSigner(
             derive_key(w.app_secret, "cookie"), config.server.public_url.startswith("https")

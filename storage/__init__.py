@@ -1,6 +1,7 @@
 """Persistence: one SQLAlchemy store for everything the bot must not forget."""
 
+from storage.deliveries import DeliveryLedger
 from storage.sessions import StoreSessionStorage
 from storage.store import Claim, Follower, StorageError, Store
 
-__all__ = ["Claim", "Follower", "StorageError", "Store", "StoreSessionStorage"]
+__all__ = ["Claim", "DeliveryLedger", "Follower", "StorageError", "Store", "StoreSessionStorage"]

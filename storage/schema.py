@@ -1,6 +1,16 @@
 """Tables. Times are integer Unix seconds, so every dialect compares them alike."""
 
-from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 
 metadata = MetaData()
 
@@ -35,11 +45,15 @@ oauth_states = Table(
     Column("completed_at", Integer),
 )
 
-seen_messages = Table(
-    "seen_messages",
+# A row per delivery WeChat pushed (storage/deliveries.py): whoever inserts it
+# runs the handlers; a later copy sets `wanted`, and the answer is then saved for it.
+deliveries = Table(
+    "deliveries",
     metadata,
-    Column("key", String(160), primary_key=True),
+    Column("id", BigInteger, primary_key=True, autoincrement=False),  # hash of the delivery key
     Column("expires_at", Integer, nullable=False, index=True),
+    Column("wanted", Boolean, nullable=False, default=False),
+    Column("answer", LargeBinary),
 )
 
 sessions = Table(

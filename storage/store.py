@@ -1,4 +1,5 @@
-"""The one store: followers and their tokens, used states, seen messages, sessions.
+"""The one store: followers and their tokens, used states, sessions (and the
+tables of storage/deliveries.py).
 
 SQLAlchemy Core keeps it dialect-neutral: SQLite by default (WAL, busy timeout,
 writes under BEGIN IMMEDIATE so concurrent writers queue instead of failing),
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from enum import Enum
@@ -20,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from storage.schema import followers, metadata, oauth_states, seen_messages, sessions
+from storage.schema import followers, metadata, oauth_states, sessions
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # A claim still open this long after it was made belongs to a request that died
@@ -218,25 +219,6 @@ class Store:
                 .where(oauth_states.c.state == state)
                 .values(openid=follower.openid, completed_at=int(time.time()))
             )
-
-    # -- seen messages -------------------------------------------------------
-
-    def record_seen(self, entries: Iterable[tuple[str, int]]) -> None:
-        """Persist (key, expires_at) pairs in one transaction and drop expired ones."""
-        rows = [{"key": key, "expires_at": expires_at} for key, expires_at in entries]
-        with self._write() as conn:
-            if rows:
-                conn.execute(self._insert(seen_messages).on_conflict_do_nothing(), rows)
-            conn.execute(delete(seen_messages).where(seen_messages.c.expires_at < int(time.time())))
-
-    def recent_seen(self) -> list[tuple[str, int]]:
-        with self._read() as conn:
-            rows = conn.execute(
-                select(seen_messages.c.key, seen_messages.c.expires_at)
-                .where(seen_messages.c.expires_at >= int(time.time()))
-                .order_by(seen_messages.c.expires_at)
-            ).all()
-        return [(row.key, row.expires_at) for row in rows]
 
     # -- WeRoBot sessions ----------------------------------------------------
 

@@ -103,14 +103,6 @@ def test_concurrent_writers_lose_nothing(tmp_path):
     assert len(store.list_followers()) == 64
 
 
-def test_seen_messages_persist_and_expire(tmp_path):
-    url = f"sqlite:///{tmp_path / 'f.sqlite3'}"
-    store = Store.from_url(url)
-    now = int(time.time())
-    store.record_seen([("m:1", now + 60), ("m:2", now - 1), ("m:1", now + 60)])
-    assert Store.from_url(url).recent_seen() == [("m:1", now + 60)]
-
-
 def test_werobot_sessions_live_in_the_store(tmp_path):
     url = f"sqlite:///{tmp_path / 'g.sqlite3'}"
     sessions = StoreSessionStorage(Store.from_url(url))

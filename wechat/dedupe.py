@@ -1,10 +1,17 @@
-"""WeChat retries a push it got no answer to within 5 s, three tries in all.
-The guard runs the handlers once per delivery and answers every retry with the
-first answer (waiting for it if the first is still being worked on).
+"""WeChat retries a push it got no answer to within 5 s, three tries in all, and a
+copy may land on any thread, worker process or instance. The guard runs the
+handlers once per delivery and gives the other copies the first answer, or
+`success` when that answer cannot reach them.
 
-The message path only touches memory. Seen keys reach the store in batches from
-a background thread, and a restarted process loads the recent ones back, so a
-retry that straddles a restart still does not run the handlers twice.
+- Copies inside one process meet in memory: the later ones wait for the first.
+- Copies in different processes (gunicorn workers, instances) meet in the
+  database: the ledger's claim, one upsert, decides who runs the handlers. A
+  losing copy marks the delivery wanted and polls; the winner's flusher sees the
+  mark and saves its answer. An answer nobody asked for is never written, so a
+  message costs one write.
+
+Memory holds deliveries in flight and answers of the last two flushes: flat
+however long the load lasts.
 """
 
 from __future__ import annotations
@@ -12,73 +19,99 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 
-from storage import StorageError, Store
+from storage import DeliveryLedger, StorageError
 
 log = logging.getLogger(__name__)
 
 KEEP_SECONDS = 120  # well past WeChat's last retry (~15 s after the first try)
-WAIT_FOR_FIRST = 4.5  # a retry waits this long for the first answer, under WeChat's 5 s
-FLUSH_EVERY = 0.5
+RETRY_WINDOW = 16  # WeChat's three tries, 5 s apart: a copy older than this is a replay
+WAIT_FOR_FIRST = 4.5  # a copy waits this long for the first answer, under WeChat's 5 s
+POLL_EVERY = 0.05  # how often a copy in another process looks for the answer
+FLUSH_EVERY = 0.1  # wanted answers and clean-up reach the database this often
+WARN_EVERY = 60.0
 NO_REPLY = b"success"
 
 
-class _Delivery:
-    __slots__ = ("answer", "done", "expires_at")
+class _Slot:
+    """A delivery this process resolved or is resolving; later copies wait on `done`."""
 
-    def __init__(self, expires_at: float, answer: bytes | None = None) -> None:
-        self.expires_at = expires_at
-        self.answer = answer
+    __slots__ = ("answer", "done")
+
+    def __init__(self) -> None:
+        self.answer: bytes | None = None
         self.done = threading.Event()
-        if answer is not None:
-            self.done.set()
 
 
 class RetryGuard:
-    def __init__(self, store: Store, keep: int = KEEP_SECONDS) -> None:
-        self.store = store
+    def __init__(self, ledger: DeliveryLedger, keep: int = KEEP_SECONDS) -> None:
+        self.ledger = ledger
         self.keep = keep
-        self._deliveries: OrderedDict[str, _Delivery] = OrderedDict()
+        self._slots: dict[str, _Slot] = {}
+        self._produced: list[tuple[str, bytes]] = []  # since the last flush
+        self._previous: list[tuple[str, bytes]] = []  # of the flush before: still checked once
         self._lock = threading.Lock()
-        self._unsaved: list[tuple[str, int]] = []
         self._stop = threading.Event()
-        for key, expires_at in store.recent_seen():
-            self._deliveries[key] = _Delivery(expires_at, NO_REPLY)
-        self._flusher = threading.Thread(target=self._flush_loop, name="seen-flusher", daemon=True)
+        self._warned_at = -WARN_EVERY
+        self._flusher = threading.Thread(target=self._flush_loop, name="dedupe-flush", daemon=True)
         self._flusher.start()
 
     def run(self, key: str, produce: Callable[[], bytes]) -> bytes:
-        """`produce()`'s answer for the first delivery of `key`; the same for retries."""
-        now = time.time()
+        """`produce()`'s answer for the first copy of `key`; the same for the others."""
         with self._lock:
-            self._evict(now)
-            delivery = self._deliveries.get(key)
-            first = delivery is None
+            slot = self._slots.get(key)
+            first = slot is None
             if first:
-                delivery = self._deliveries[key] = _Delivery(now + self.keep)
-                self._unsaved.append((key, int(now + self.keep)))
+                slot = self._slots[key] = _Slot()
         if not first:
-            delivery.done.wait(WAIT_FOR_FIRST)
-            return delivery.answer or NO_REPLY
+            slot.done.wait(WAIT_FOR_FIRST)
+            return slot.answer or NO_REPLY
+        deadline = time.monotonic() + WAIT_FOR_FIRST
         try:
-            delivery.answer = produce()
+            slot.answer = self._resolve(key, produce, deadline)
         finally:
-            delivery.done.set()
-        return delivery.answer
+            slot.done.set()
+        return slot.answer
 
     def close(self) -> None:
-        """Stop the flusher after one last flush."""
+        """Stop the flusher after a last flush (answers a copy may still want)."""
         self._stop.set()
         self._flusher.join(timeout=5)
+        self.ledger.close()
 
-    def _evict(self, now: float) -> None:
-        while self._deliveries:
-            key, oldest = next(iter(self._deliveries.items()))
-            if oldest.expires_at > now:
-                return
-            del self._deliveries[key]
+    def _resolve(self, key: str, produce: Callable[[], bytes], deadline: float) -> bytes:
+        now = int(time.time())
+        first_expires_at = self._claim(key, now + self.keep)
+        if first_expires_at is None:
+            answer = produce()
+            with self._lock:
+                self._produced.append((key, answer))
+            return answer
+        fresh = first_expires_at - self.keep > now - RETRY_WINDOW
+        answer = self._answer_from_elsewhere(key, deadline) if fresh else NO_REPLY
+        with self._lock:
+            del self._slots[key]
+        return answer
+
+    def _claim(self, key: str, expires_at: int) -> int | None:
+        """None when this copy is the first; else when the first one expires."""
+        try:
+            return self.ledger.claim(key, expires_at)
+        except StorageError as exc:  # answer anyway; a duplicate is the lesser harm
+            self._warn("deduplicating in this process only, the database failed: %s", exc)
+            return None
+
+    def _answer_from_elsewhere(self, key: str, deadline: float) -> bytes:
+        while True:
+            try:
+                answer = self.ledger.answer(key)
+            except StorageError as exc:
+                self._warn("cannot read the answer of another process: %s", exc)
+                answer = None
+            if answer is not None or time.monotonic() + POLL_EVERY > deadline:
+                return answer or NO_REPLY
+            time.sleep(POLL_EVERY)
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(FLUSH_EVERY):
@@ -86,13 +119,27 @@ class RetryGuard:
         self.flush()
 
     def flush(self) -> None:
+        """Save the recent answers another copy asked for; forget expired deliveries.
+
+        An answer is checked at two flushes, so a copy that marks it wanted just
+        after the first check still gets it; then the process forgets it.
+        """
         with self._lock:
-            batch, self._unsaved = self._unsaved, []
-        if not batch:
-            return
+            recent, retired = self._produced + self._previous, self._previous
+            self._previous, self._produced = self._produced, []
         try:
-            self.store.record_seen(batch)
+            wanted = set(self.ledger.wanted([key for key, _answer in recent]))
+            self.ledger.save_answers([pair for pair in recent if pair[0] in wanted])
+            self.ledger.forget_expired(int(time.time()))
         except StorageError as exc:
-            log.warning("could not persist %d seen message ids: %s", len(batch), exc)
-            with self._lock:
-                self._unsaved[:0] = batch
+            self._warn("could not hand answers to retried copies: %s", exc)
+        with self._lock:
+            for key, _answer in retired:
+                del self._slots[key]
+
+    def _warn(self, text: str, *args: object) -> None:
+        """At most one line a minute: an outage must not flood the log."""
+        now = time.monotonic()
+        if now - self._warned_at >= WARN_EVERY:
+            self._warned_at = now
+            log.warning(text, *args)

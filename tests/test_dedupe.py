@@ -1,0 +1,213 @@
+"""Copies of one delivery run the handlers once, across threads, processes and
+gunicorn workers sharing one SQLite file, and every copy gets the first answer."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import text
+
+from storage import DeliveryLedger, Store
+from tests.conftest import ROOT, TOKEN, free_port
+from tests.test_wire import signed_query, text_xml
+from wechat.dedupe import NO_REPLY, RETRY_WINDOW, WAIT_FOR_FIRST, RetryGuard
+
+
+def _ledger(url: str) -> DeliveryLedger:
+    return DeliveryLedger(Store.from_url(url).engine)
+
+
+def _claim_all(url: str, keys: list[str], barrier, results) -> None:
+    ledger = _ledger(url)
+    barrier.wait()
+    results.put([key for key in keys if ledger.claim(key, int(time.time()) + 60) is None])
+
+
+def test_each_delivery_is_claimed_once_among_processes(tmp_path):
+    url = f"sqlite:///{tmp_path / 'claims.sqlite3'}"
+    Store.from_url(url).close()
+    keys = [f"m:{i}" for i in range(200)]
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(4), context.Queue()
+    workers = [
+        context.Process(target=_claim_all, args=(url, keys, barrier, results)) for _ in range(4)
+    ]
+    for worker in workers:
+        worker.start()
+    won = [key for _ in workers for key in results.get(timeout=60)]
+    for worker in workers:
+        worker.join(timeout=10)
+    assert sorted(won) == sorted(keys)  # every key claimed exactly once
+
+
+def test_an_answer_saved_in_one_process_is_read_in_another(tmp_path):
+    url = f"sqlite:///{tmp_path / 'answers.sqlite3'}"
+    first, second = _ledger(url), _ledger(url)
+    expires_at = int(time.time()) + 60
+    assert first.claim("m:1", expires_at) is None
+    assert second.claim("m:1", expires_at + 5) == expires_at  # the first claim's
+    assert second.answer("m:1") is None  # claimed, not answered yet
+    first.save_answers([("m:1", b"<xml>first</xml>")])
+    assert second.answer("m:1") == b"<xml>first</xml>"
+
+
+def test_expired_deliveries_are_forgotten(tmp_path):
+    ledger = _ledger(f"sqlite:///{tmp_path / 'expiry.sqlite3'}")
+    now = int(time.time())
+    ledger.claim("m:old", now - 1)
+    ledger.claim("m:new", now + 60)
+    assert ledger.forget_expired(now) == 1
+    assert ledger.claim("m:old", now + 60) is None  # forgotten: a new delivery may use it
+    assert ledger.claim("m:new", now + 60) == now + 60
+
+
+def test_copies_in_one_process_wait_for_the_first_answer(tmp_path):
+    guard = RetryGuard(_ledger(f"sqlite:///{tmp_path / 'threads.sqlite3'}"))
+    runs = []
+
+    def produce() -> bytes:
+        runs.append(1)
+        time.sleep(0.3)  # the first copy is still working when the others arrive
+        return b"<xml>answer</xml>"
+
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(lambda _: guard.run("m:7", produce), range(16)))
+    finally:
+        guard.close()
+    assert runs == [1]
+    assert answers == [b"<xml>answer</xml>"] * 16
+
+
+def test_a_copy_in_another_process_gets_the_slow_first_answer(tmp_path):
+    url = f"sqlite:///{tmp_path / 'two.sqlite3'}"
+    first, second = RetryGuard(_ledger(url)), RetryGuard(_ledger(url))  # two workers' guards
+    started = threading.Event()
+
+    def slow() -> bytes:
+        started.set()
+        time.sleep(0.5)  # WeChat gave up on this copy and retried elsewhere
+        return b"<xml>slow but first</xml>"
+
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            winner = pool.submit(first.run, "m:5", slow)
+            started.wait(5)
+            copy = pool.submit(second.run, "m:5", lambda: b"<xml>second run</xml>")
+            assert copy.result() == winner.result() == b"<xml>slow but first</xml>"
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_database_failure_still_answers(tmp_path):
+    url = f"sqlite:///{tmp_path / 'broken.sqlite3'}"
+    store = Store.from_url(url)
+    guard = RetryGuard(DeliveryLedger(store.engine))
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP TABLE deliveries"))
+    try:
+        assert guard.run("m:1", lambda: b"<xml>still here</xml>") == b"<xml>still here</xml>"
+        assert guard.run("m:1", lambda: b"<xml>again</xml>") == b"<xml>still here</xml>"
+    finally:
+        guard.close()
+
+
+def test_a_copy_gives_up_with_success_when_the_first_never_answers(tmp_path):
+    url = f"sqlite:///{tmp_path / 'stuck.sqlite3'}"
+    guard = RetryGuard(_ledger(url))
+    _ledger(url).claim("m:9", int(time.time()) + guard.keep)  # a process that died mid-handler
+    try:
+        assert guard.run("m:9", lambda: b"<xml>twice</xml>") == NO_REPLY
+    finally:
+        guard.close()
+
+
+def test_a_replay_after_wechats_retries_gets_success_at_once(tmp_path):
+    url = f"sqlite:///{tmp_path / 'replay.sqlite3'}"
+    guard = RetryGuard(_ledger(url))
+    claimed_at = int(time.time()) - RETRY_WINDOW - 1  # answered long ago, nobody wanted it
+    _ledger(url).claim("m:10", claimed_at + guard.keep)
+    started = time.monotonic()
+    try:
+        assert guard.run("m:10", lambda: b"<xml>twice</xml>") == NO_REPLY
+    finally:
+        guard.close()
+    assert time.monotonic() - started < WAIT_FOR_FIRST  # no thread held for a replay
+
+
+@pytest.fixture
+def gunicorn_bot(tmp_path):
+    """The bot under gunicorn: two workers, four threads each, one SQLite file."""
+    port = free_port()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[wechat]\ntoken = "{TOKEN}"\n[storage]\nurl = "sqlite:///{tmp_path / "bot.sqlite3"}"\n',
+        encoding="utf-8",
+    )
+    command = [
+        sys.executable, "-m", "gunicorn", "bot:app", "--bind", f"127.0.0.1:{port}",
+        "--workers", "2", "--worker-class", "gthread", "--threads", "4", "--no-control-socket",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "BOT_CONFIG": str(config)})
+    url = f"http://127.0.0.1:{port}/wechat"
+    try:
+        _wait_until_up(url)
+        yield url, process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def _wait_until_up(url: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url, timeout=5)
+            return
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise AssertionError("gunicorn did not start")
+
+
+def _workers(process: subprocess.Popen) -> list[int]:
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text()
+    return [int(pid) for pid in children.split()]
+
+
+def test_simultaneous_copies_on_gunicorn_workers_run_the_handlers_once(gunicorn_bot):
+    url, process = gunicorn_bot
+    assert len(_workers(process)) == 2
+    copies = 6
+
+    def deliver(msg_id: str) -> list[str]:
+        body = text_xml(msg_id=msg_id).encode("utf-8")
+        query = signed_query()
+        barrier = threading.Barrier(copies)
+
+        def send(_) -> str:
+            with requests.Session() as session:  # a connection of its own, as WeChat's retries
+                barrier.wait()
+                answer = session.post(url, params=query, data=body, timeout=10)
+            assert answer.status_code == 200
+            return answer.text
+
+        with ThreadPoolExecutor(copies) as pool:
+            return list(pool.map(send, range(copies)))
+
+    replies = [deliver(f"77{i:014d}") for i in range(20)]
+    for answers in replies:
+        # each run mints a new state: identical answers mean the handlers ran once
+        assert len(set(answers)) == 1, answers
+        assert "<a href=" in answers[0]
+    assert len({answers[0] for answers in replies}) == 20
