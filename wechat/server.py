@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 
 from werobot.robot import BaseRoBot
 
-from wechat.crypto import MessageCrypto
+from wechat.crypto import AESKey, MessageCrypto
 from wechat.dedupe import NO_REPLY, RetryGuard
 from wechat.dispatch import Dispatcher
 from wechat.errors import (
@@ -81,20 +81,27 @@ class MessageServer:
             if not echostr:
                 raise MalformedMessage("echostr missing")
             return "200 OK", echostr.encode("utf-8"), PLAIN
+        return self._push(environ, query)
+
+    def _push(self, environ: dict, query: dict) -> tuple[str, bytes, str]:
+        """The push's answer, sealed when the push came sealed (`success` stays plain)."""
         encrypted = self._encrypted(query.get("encrypt_type", "raw"))
         body = _read_body(environ, self.max_body)
-        fields, key = parse_fields(body), None
-        if encrypted:
-            encrypt = fields.get("Encrypt")
-            if not isinstance(encrypt, str):
-                raise MalformedMessage("encrypt_type=aes without Encrypt")
-            body, key = self.crypto.open(encrypt, timestamp, nonce, query.get("msg_signature", ""))
-            fields = parse_fields(body)
-        message = to_message(fields, body.decode("utf-8"))
+        xml, key = self._open(body, query) if encrypted else (body, None)
+        message = to_message(parse_fields(xml), xml.decode("utf-8"))
         answer = self.guard.run(_delivery_key(message), lambda: self.dispatcher.answer(message))
         if answer == NO_REPLY:
             return "200 OK", answer, PLAIN
-        return "200 OK", self.crypto.seal(answer, key) if key else answer, XML
+        return "200 OK", answer if key is None else self.crypto.seal(answer, key), XML
+
+    def _open(self, body: bytes, query: dict) -> tuple[bytes, AESKey]:
+        """The XML inside a compatible or safe push: the decrypted copy is the message
+        (compatible mode's plaintext copy is covered by no signature, so it is ignored)."""
+        encrypt = parse_fields(body).get("Encrypt")
+        if not isinstance(encrypt, str):
+            raise MalformedMessage("encrypt_type=aes without Encrypt")
+        stamp, nonce = query.get("timestamp", ""), query.get("nonce", "")
+        return self.crypto.open(encrypt, stamp, nonce, query.get("msg_signature", ""))
 
     def _encrypted(self, encrypt_type: str) -> bool:
         """True for `aes` (compatible and safe modes), False for plaintext."""
@@ -103,17 +110,21 @@ class MessageServer:
         if encrypt_type != "aes":
             raise MalformedMessage("encrypt_type must be aes or raw")
         if self.crypto is None:
-            if not self._warned_no_key:
-                self._warned_no_key = True
-                log.warning(
-                    "WeChat sent an encrypted push (compatible or safe mode) but no key is "
-                    "configured: set wechat.encoding_aes_key (BOT_WECHAT_ENCODING_AES_KEY) "
-                    "to the platform's EncodingAESKey, or switch the platform to plaintext mode"
-                )
+            self._warn_no_key()
             raise EncryptionNotConfigured(
                 "encrypted push, but this bot has no EncodingAESKey configured"
             )
         return True
+
+    def _warn_no_key(self) -> None:
+        """Once per process: the operator chose compatible or safe mode on the platform."""
+        if not self._warned_no_key:
+            self._warned_no_key = True
+            log.warning(
+                "WeChat sent an encrypted push (compatible or safe mode) but no key is "
+                "configured: set wechat.encoding_aes_key (BOT_WECHAT_ENCODING_AES_KEY) "
+                "to the platform's EncodingAESKey, or switch the platform to plaintext mode"
+            )
 
 
 def _delivery_key(message) -> str:
