@@ -61,7 +61,9 @@ class MessageCrypto:
         self.app_id = app_id.encode()
         self.keys = (AESKey(key),) + ((AESKey(previous_key),) if previous_key else ())
 
-    def open(self, encrypt: str, timestamp: str, nonce: str, msg_signature: str):
+    def open(
+        self, encrypt: str, timestamp: str, nonce: str, msg_signature: str
+    ) -> tuple[bytes, AESKey]:
         """(the XML inside, the key that opened it), once `msg_signature` is right."""
         if not matches(sign(self.token, timestamp, nonce, encrypt), msg_signature):
             raise BadSignature("invalid msg_signature")
