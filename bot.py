@@ -20,6 +20,7 @@ from storage import DeliveryLedger, Store, StoreSessionStorage
 from web.app import create_web_app
 from web.cookies import CookieSigner
 from wechat import MessageServer, RetryGuard
+from wechat.crypto import message_crypto
 
 
 class Bot:
@@ -36,13 +37,14 @@ class Bot:
             self.client, self.store, signer, config.callback_url, o.scope, o.lang
         )
         # robot: WeRoBot's handler registry, sessions in our store
-        robot = BaseRoBot(
+        self.robot = robot = BaseRoBot(
             token=w.token, app_id=w.app_id, session_storage=StoreSessionStorage(self.store)
         )
         Handlers(self.authorizer.link, o.link_text).register(robot)
         # routes
         self.guard = RetryGuard(DeliveryLedger(self.store.engine))
-        self.messages = MessageServer(robot, w.token, w.max_clock_skew, self.guard)
+        crypto = message_crypto(w.token, w.app_id, w.encoding_aes_key, w.previous_encoding_aes_key)
+        self.messages = MessageServer(robot, w.token, w.max_clock_skew, self.guard, crypto=crypto)
         cookies = CookieSigner(
             derive_key(w.app_secret, "cookie"), config.server.public_url.startswith("https")
         )

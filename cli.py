@@ -70,6 +70,7 @@ def serve(config: settings.Config, _args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     server = config.server
     print(f"serving on http://{server.host}:{server.port}, WeChat path {server.wechat_path}")
+    print(f"message modes accepted: {_modes(config)}")
     try:
         run_server(app, config.server.host, config.server.port)
     finally:
@@ -122,11 +123,18 @@ def check(config: settings.Config, _args: argparse.Namespace) -> int:
     print(f"  Token (令牌):                   {config.wechat.token}")
     aes_key = config.wechat.encoding_aes_key or "(empty: plaintext mode)"
     print(f"  EncodingAESKey (消息加解密密钥): {aes_key}")
+    print(f"  message modes accepted (消息加解密方式): {_modes(config)}")
     print("微信公众平台 → 设置与开发 → 接口权限 → 网页授权 / web authorization:")
     print(f"  网页授权回调域名 (callback domain): {config.callback_domain}")
     for warning in _warnings(config):
         print(f"warning: {warning}")
     return 0
+
+
+def _modes(config: settings.Config) -> str:
+    from wechat.crypto import describe_modes
+
+    return describe_modes(config.wechat.encoding_aes_key, config.wechat.previous_encoding_aes_key)
 
 
 def _warnings(config: settings.Config) -> list[str]:

@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 APP_ID = "wx0123456789abcdef"
 APP_SECRET = "testsecret0000000000000000000001"
 TOKEN = "testtoken123"
+AES_KEY = "N3wKeyN3wKeyN3wKeyN3wKeyN3wKeyN3wKeyN3wKeyN"
+OLD_AES_KEY = "0ldKey0ldKey0ldKey0ldKey0ldKey0ldKey0ldKey0"
 ANCHOR = re.compile(r'<a href="([^"]+)">([^<]+)</a>')
 
 
@@ -127,18 +129,39 @@ class Follower:
         return self.open(self.bot.url + "/me")
 
 
+def new_simulator(**options: str) -> Simulator:
+    """A simulator of the test account, started; keyword arguments override its settings."""
+    settings = {
+        "app_id": APP_ID,
+        "app_secret": APP_SECRET,
+        "token": TOKEN,
+        "bot_url": "http://127.0.0.1:9/unset",
+        "callback_domain": "127.0.0.1",
+        "aes_key": "",
+        **options,
+    }
+    return Simulator(**settings).start(host="127.0.0.1", port=0)
+
+
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
-    simulator = Simulator(
-        app_id=APP_ID,
-        app_secret=APP_SECRET,
-        token=TOKEN,
-        bot_url="http://127.0.0.1:9/unset",
-        callback_domain="127.0.0.1",
-        aes_key="",
-    ).start(host="127.0.0.1", port=0)
+    simulator = new_simulator()
     yield simulator
     simulator.stop()
+
+
+@pytest.fixture
+def make_sim():
+    """More simulators (another AES key, another AppID...), stopped after the test."""
+    started: list[Simulator] = []
+
+    def make(**options: str) -> Simulator:
+        started.append(new_simulator(**options))
+        return started[-1]
+
+    yield make
+    for simulator in started:
+        simulator.stop()
 
 
 @pytest.fixture
@@ -167,3 +190,15 @@ def bot(start_bot) -> BotServer:
 @pytest.fixture
 def follower(sim: Simulator, bot: BotServer) -> Follower:
     return Follower(sim, bot, sim.default_openid)
+
+
+@pytest.fixture
+def aes_bot(start_bot) -> BotServer:
+    """A bot configured for compatible and safe modes (it still takes plaintext)."""
+    return start_bot(BOT_WECHAT_ENCODING_AES_KEY=AES_KEY)
+
+
+@pytest.fixture
+def aes_sim(make_sim, aes_bot: BotServer) -> Simulator:
+    """WeChat with the same EncodingAESKey, pushing to `aes_bot`."""
+    return make_sim(aes_key=AES_KEY, bot_url=aes_bot.wechat_url)

@@ -1,6 +1,7 @@
-"""The message server's wire: signatures, XML in, XML out, retry dedupe."""
+"""The message server's wire: signatures, XML in, AES envelopes, XML out, retry dedupe."""
 
 from wechat.dedupe import RetryGuard
+from wechat.errors import MessageRejected
 from wechat.server import MessageServer
 
-__all__ = ["MessageServer", "RetryGuard"]
+__all__ = ["MessageRejected", "MessageServer", "RetryGuard"]
