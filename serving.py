@@ -81,7 +81,8 @@ class Server:
         self.stopped_by = ""
 
     def run(self, grace: float = GRACE) -> None:
-        """Serve until SIGTERM or SIGINT, then answer what is in flight and return."""
+        """Serve until SIGTERM or SIGINT, then answer what is in flight and return.
+        Call it from the main thread: only that one receives signals."""
         with _on_signals(self.stop, signal.SIGTERM, signal.SIGINT):
             while not self._stopping.is_set():
                 wasyncore.loop(timeout=1.0, map=self._map, use_poll=True, count=1)

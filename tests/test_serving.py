@@ -21,7 +21,7 @@ import requests
 from serving import GRACE
 from tests.conftest import ANCHOR, ROOT, free_port, write_config
 
-SLOW = 2.0  # seconds WeChat takes to exchange the code while the stop signal arrives
+SLOW = 1.0  # seconds WeChat takes to exchange the code while the stop signal arrives
 EXCHANGE = "/sns/oauth2/access_token"
 STOP_SIGNALS = [signal.SIGTERM, signal.SIGINT]
 OPENID = "o6_bmjrPTlm6_2sgVt7hMZOPfL2M"  # the simulator's default follower
