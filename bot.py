@@ -1,18 +1,20 @@
-"""The WeChat OAuth bot, composed on one screen: config → storage → robot → routes → server.
+"""The WeChat OAuth bot, composed on one screen: config → storage → robot → routes.
 
 `bot:app` is the WSGI application (`gunicorn bot:app`, configured by BOT_CONFIG
 and BOT_* variables); `python bot.py [--config PATH] COMMAND` is the command
-line (cli.py).
+line (cli.py, which gets the Bot handed in and serves it with serving.py).
 """
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import waitress
 from werobot.robot import BaseRoBot
 
+import cli
 import config as settings
 from handlers import Handlers
 from oauth import Authorizer, StateSigner, TokenLifecycle, WeChatOAuth, derive_key
@@ -21,6 +23,8 @@ from web.app import create_web_app
 from web.cookies import CookieSigner
 from wechat import MessageServer, RetryGuard
 from wechat.crypto import message_crypto
+
+log = logging.getLogger("bot")
 
 
 class Bot:
@@ -63,24 +67,16 @@ class Bot:
         self.store.close()
 
 
-def serve(app: Bot, host: str, port: int) -> None:
-    """Waitress: a production WSGI server, pure Python, threaded."""
-    waitress.serve(
-        app, host=host, port=port, threads=16, ident="oauth-bot", clear_untrusted_proxy_headers=True
-    )
-
-
 def __getattr__(name: str) -> Bot:
     """`bot:app`, built on first use so that importing bot.py reads no configuration."""
     if name == "app":
-        globals()["app"] = Bot(settings.load())
+        config = settings.load()
+        for warning in config.warnings:
+            log.warning("config warning: %s", warning)
+        globals()["app"] = Bot(config)
         return globals()["app"]
     raise AttributeError(name)
 
 
 if __name__ == "__main__":
-    import sys
-
-    import cli
-
-    sys.exit(cli.main(sys.argv[1:]))
+    sys.exit(cli.main(sys.argv[1:], Bot))

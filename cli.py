@@ -1,4 +1,8 @@
-"""`python bot.py [--config PATH] COMMAND`: serve, sandbox, check, authorize-url, users."""
+"""`python bot.py [--config PATH] COMMAND`: serve, sandbox, check, authorize-url, users.
+
+bot.py composes the bot and hands its class in (`main(argv, Bot)`): every command
+works on that one composition, and this module never imports bot.py back.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,16 @@ import argparse
 import logging
 import sys
 import time
+from collections.abc import Callable, Iterable
+from contextlib import closing
 from dataclasses import replace
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import config as settings
-from oauth import StateSigner, derive_key
-from oauth.urls import SCOPES, authorize_url
+from oauth import Authorizer
+from oauth.urls import SCOPES
+from serving import CannotListen, Server
 from storage import StorageError, Store
 
 EXIT_CONFIG = 2
@@ -23,16 +31,42 @@ wechat.app_secret and wechat.token (BOT_WECHAT_APP_ID, BOT_WECHAT_APP_SECRET,
 BOT_WECHAT_TOKEN) to your account's values. See README.md."""
 
 
-def main(argv: list[str]) -> int:
+class App(Protocol):
+    """What the commands use of bot.py's Bot: a WSGI app over one store."""
+
+    store: Store
+    authorizer: Authorizer
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]: ...
+
+    def close(self) -> None: ...
+
+
+AppFactory = Callable[[settings.Config], App]
+
+
+def main(argv: list[str], make_app: AppFactory) -> int:
     args = _parser().parse_args(argv)
     _setup_logging()
     try:
         config = settings.load(args.config)
     except settings.ConfigError as exc:
-        for problem in exc.problems:
-            print(f"config error: {problem}", file=sys.stderr)
+        _print_lines("config warning", exc.warnings)
+        _print_lines("config error", exc.problems)
         return EXIT_CONFIG
-    return COMMANDS[args.command or "serve"](config, args)
+    _print_lines("config warning", config.warnings)
+    try:
+        return COMMANDS[args.command or "serve"](config, args, make_app)
+    except StorageError as exc:
+        print(f"storage error (storage.url): {exc}", file=sys.stderr)
+    except CannotListen as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def _print_lines(kind: str, lines: Iterable[str]) -> None:
+    for line in lines:
+        print(f"{kind}: {line}", file=sys.stderr)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,29 +93,21 @@ def _setup_logging() -> None:
     logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
-def serve(config: settings.Config, _args: argparse.Namespace) -> int:
-    from bot import Bot
-    from bot import serve as run_server
-
+def serve(config: settings.Config, _args: argparse.Namespace, make_app: AppFactory) -> int:
+    """Until SIGTERM or Ctrl-C, which let the requests in flight finish."""
     if config.is_sandbox:
         print(SANDBOX_WARNING, file=sys.stderr)
-    app = _open(Bot, config)
-    if app is None:
-        return EXIT_CONFIG
     server = config.server
-    print(f"serving on http://{server.host}:{server.port}, WeChat path {server.wechat_path}")
-    print(f"message modes accepted: {_modes(config)}")
-    try:
-        run_server(app, config.server.host, config.server.port)
-    finally:
-        app.close()
+    with closing(make_app(config)) as app:
+        listening = Server(app, server.host, server.port)
+        print(f"serving on http://{server.host}:{server.port}, WeChat path {server.wechat_path}")
+        print(f"message modes accepted: {_modes(config)}")
+        listening.run()
     return 0
 
 
-def sandbox(config: settings.Config, args: argparse.Namespace) -> int:
+def sandbox(config: settings.Config, args: argparse.Namespace, make_app: AppFactory) -> int:
     """The bot wired to a local simulator: try the whole journey with no account."""
-    from bot import Bot
-    from bot import serve as run_server
     from simulator import Simulator
 
     host, port = config.server.host, config.server.port
@@ -92,30 +118,28 @@ def sandbox(config: settings.Config, args: argparse.Namespace) -> int:
         aes_key=config.wechat.encoding_aes_key,
         bot_url=f"http://{host}:{port}{config.server.wechat_path}",
         callback_domain=config.callback_domain,
-    ).start(host="127.0.0.1", port=args.simulator_port)
+    )
+    try:
+        simulator.start(host="127.0.0.1", port=args.simulator_port)
+    except OSError as exc:
+        raise CannotListen("127.0.0.1", args.simulator_port, "--simulator-port", exc) from None
     wired = replace(
         config, wechat=replace(config.wechat, api_base=simulator.url, open_base=simulator.url)
     )
-    app = _open(Bot, wired)
-    if app is None:
-        simulator.stop()
-        return EXIT_CONFIG
-    print(f"WeChat simulator: {simulator.url}\n")
-    print(f"  打开手机页面 / open the phone page:  {simulator.url}/phone\n")
     try:
-        run_server(app, host, port)
+        with closing(make_app(wired)) as app:
+            listening = Server(app, host, port)
+            print(f"WeChat simulator: {simulator.url}\n")
+            print(f"  打开手机页面 / open the phone page:  {simulator.url}/phone\n")
+            listening.run()
     finally:
-        app.close()
         simulator.stop()
     return 0
 
 
-def check(config: settings.Config, _args: argparse.Namespace) -> int:
+def check(config: settings.Config, _args: argparse.Namespace, make_app: AppFactory) -> int:
     """Validate, then print exactly what the WeChat platform asks for."""
-    store = _open(Store.from_url, config.storage.url)
-    if store is None:
-        return EXIT_CONFIG
-    store.close()
+    make_app(config).close()  # builds the whole bot: the storage must open
     server = config.server
     print(f"configuration OK ({config.source})\n")
     print("微信公众平台 → 设置与开发 → 基本配置 → 服务器配置 / server configuration:")
@@ -149,29 +173,17 @@ def _warnings(config: settings.Config) -> list[str]:
     return found
 
 
-def print_authorize_url(config: settings.Config, args: argparse.Namespace) -> int:
-    signer = StateSigner(derive_key(config.wechat.app_secret, "state"), config.oauth.state_ttl)
-    w = config.wechat
-    print(
-        authorize_url(
-            w.open_base,
-            w.app_id,
-            config.callback_url,
-            args.scope or config.oauth.scope,
-            signer.issue(),
-        )
-    )
+def print_authorize_url(
+    config: settings.Config, args: argparse.Namespace, make_app: AppFactory
+) -> int:
+    with closing(make_app(config)) as app:
+        print(app.authorizer.link(args.scope))
     return 0
 
 
-def users(config: settings.Config, _args: argparse.Namespace) -> int:
-    store = _open(Store.from_url, config.storage.url)
-    if store is None:
-        return EXIT_CONFIG
-    try:
-        followers = store.list_followers()
-    finally:
-        store.close()
+def users(config: settings.Config, _args: argparse.Namespace, make_app: AppFactory) -> int:
+    with closing(make_app(config)) as app:
+        followers = app.store.list_followers()
     row = "{:<30} {:<16} {:<16} {:<12} {:<20} {}"
     print(row.format("openid", "nickname", "scope", "access token", "token expires", "status"))
     for f in followers:
@@ -186,15 +198,6 @@ def users(config: settings.Config, _args: argparse.Namespace) -> int:
 
 def mask(secret: str) -> str:
     return secret[:4] + "…" + "*" * 6 if len(secret) > 8 else "*" * len(secret)
-
-
-def _open(factory, *args):
-    """Build something that opens the database; None (and a clear line) if it cannot."""
-    try:
-        return factory(*args)
-    except StorageError as exc:
-        print(f"config error: storage.url: cannot open the database ({exc})", file=sys.stderr)
-        return None
 
 
 COMMANDS = {

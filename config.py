@@ -1,18 +1,26 @@
 """Configuration: `config.toml`, overridden key by key by `BOT_<SECTION>_<KEY>`.
 
 Every problem is collected before start-up stops, so an operator fixes them all
-in one pass instead of one traceback at a time.
+in one pass instead of one traceback at a time. What is odd but runnable (a
+`BOT_*` variable that names no key) comes back as a warning on the Config.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+import routes
+from oauth.urls import SCOPES
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_PATH = ROOT / "config.toml"
@@ -24,12 +32,21 @@ SANDBOX_APP_SECRET = "sandboxsecret0000000000000000001"  # noqa: S105 - public s
 SANDBOX_TOKEN = "sandboxtoken"  # noqa: S105 - public sandbox
 
 
-class ConfigError(Exception):
-    """A configuration that cannot run; `problems` holds one line per fault."""
+# `storage.url` schemes the store is built and tested for: SQLite, and PostgreSQL
+# through psycopg (3), which plain `postgresql://` also means in SQLAlchemy 2.1.
+STORAGE_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg")
+ENVIRONMENT_PREFIX = "BOT_"
+CONFIG_VARIABLE = "BOT_CONFIG"  # names the file; not a key
 
-    def __init__(self, problems: list[str]) -> None:
+
+class ConfigError(Exception):
+    """A configuration that cannot run: `problems` holds one line per fault, and
+    `warnings` what the Config would have carried (see `Config.warnings`)."""
+
+    def __init__(self, problems: list[str], warnings: tuple[str, ...] = ()) -> None:
         super().__init__("\n".join(problems))
-        self.problems = problems
+        self.problems: tuple[str, ...] = tuple(problems)
+        self.warnings = warnings
 
 
 @dataclass(frozen=True)
@@ -73,10 +90,12 @@ class Config:
     oauth: OAuth
     storage: Storage
     source: str = ""
+    # One line each, never a value: what the operator should hear about at start.
+    warnings: tuple[str, ...] = ()
 
     @property
     def callback_url(self) -> str:
-        return self.server.public_url.rstrip("/") + "/oauth/callback"
+        return self.server.public_url.rstrip("/") + routes.CALLBACK
 
     @property
     def callback_domain(self) -> str:
@@ -93,6 +112,13 @@ SECTIONS = {"wechat": WeChat, "server": Server, "oauth": OAuth, "storage": Stora
 _TOKEN = re.compile(r"[A-Za-z0-9]{3,32}")
 _AES_KEY = re.compile(r"[A-Za-z0-9]{43}")
 _APP_ID = re.compile(r"wx[0-9a-zA-Z]{16}")
+_HOST = re.compile(r"[A-Za-z0-9.-]+|[0-9A-Fa-f:.]+")  # a name, an IPv4 or an IPv6 address
+_PLAIN_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)+/?")
+
+
+def env_name(section: str, key: str) -> str:
+    """The environment variable that overrides `section.key`."""
+    return f"{ENVIRONMENT_PREFIX}{section}_{key}".upper()
 
 
 def load(
@@ -100,9 +126,10 @@ def load(
 ) -> Config:
     """Read the file (if any), apply the environment, validate everything."""
     environ = os.environ if environ is None else environ
-    chosen = Path(path or environ.get("BOT_CONFIG") or DEFAULT_PATH)
+    named = path or environ.get(CONFIG_VARIABLE)
+    chosen = Path(named or DEFAULT_PATH)
     problems: list[str] = []
-    raw = _read_file(chosen, explicit=bool(path or environ.get("BOT_CONFIG")), problems=problems)
+    raw = _read_file(chosen, explicit=bool(named), problems=problems)
     sections = {}
     for name, cls in SECTIONS.items():
         table = raw.pop(name, {})
@@ -111,11 +138,28 @@ def load(
             table = {}
         sections[name] = _build(name, cls, table, environ, problems)
     problems += [f"[{name}]: unknown section" for name in raw]
-    config = Config(**sections, source=str(chosen))
+    config = Config(**sections, source=str(chosen), warnings=tuple(unknown_variables(environ)))
     problems += validate(config)
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(problems, config.warnings)
     return config
+
+
+def unknown_variables(environ: dict[str, str]) -> list[str]:
+    """One warning per `BOT_*` variable that overrides nothing (a typo must not pass
+    silently), with the closest key's variable as a hint. Names only, never values."""
+    keys = [
+        env_name(section, spec.name) for section, cls in SECTIONS.items() for spec in fields(cls)
+    ]
+    accepted = {*keys, CONFIG_VARIABLE}
+    warnings = []
+    for name in sorted(environ):
+        if not name.upper().startswith(ENVIRONMENT_PREFIX) or name in accepted:
+            continue
+        guess = difflib.get_close_matches(name.upper(), keys, n=1)
+        hint = f"; did you mean {guess[0]}?" if guess else ""
+        warnings.append(f"{name}: matches no configuration key and is ignored{hint}")
+    return warnings
 
 
 def _read_file(path: Path, explicit: bool, problems: list[str]) -> dict[str, Any]:
@@ -135,9 +179,9 @@ def _build(section: str, cls: type, table: dict, environ: dict[str, str], proble
     known = {spec.name: spec for spec in fields(cls)}
     problems += [f"{section}.{key}: unknown key" for key in table if key not in known]
     for name, spec in known.items():
-        env_name = f"BOT_{section}_{name}".upper()
-        value = environ[env_name] if env_name in environ else table.get(name, spec.default)
-        where = f"{section}.{name}" + (f" ({env_name})" if env_name in environ else "")
+        variable = env_name(section, name)
+        value = environ[variable] if variable in environ else table.get(name, spec.default)
+        where = f"{section}.{name}" + (f" ({variable})" if variable in environ else "")
         values[name] = _coerce(value, spec.default, where, problems)
     return cls(**values)
 
@@ -178,35 +222,62 @@ def validate(config: Config) -> list[str]:
         (_http_url(w.open_base), "wechat.open_base: expected an http(s) URL"),
         (s.host, "server.host: must not be empty"),
         (0 < s.port < 65536, "server.port: expected 1-65535"),
-        (
-            _http_url(s.public_url),
-            "server.public_url: expected an http(s) URL such as https://bot.example.com",
-        ),
-        (
-            not urlsplit(s.public_url).query and not urlsplit(s.public_url).fragment,
-            "server.public_url: must not carry a query or fragment",
-        ),
-        (
-            s.wechat_path.startswith("/") and s.wechat_path not in ("/", "/me", "/healthz"),
-            "server.wechat_path: expected a path such as /wechat",
-        ),
-        (
-            o.scope in ("snsapi_base", "snsapi_userinfo"),
-            "oauth.scope: expected snsapi_base or snsapi_userinfo",
-        ),
+        (o.scope in SCOPES, f"oauth.scope: expected {' or '.join(SCOPES)}"),
         (o.lang in ("zh_CN", "zh_TW", "en"), "oauth.lang: expected zh_CN, zh_TW or en"),
         (60 <= o.state_ttl <= 86400, "oauth.state_ttl: expected 60-86400 seconds"),
         (o.link_text, "oauth.link_text: must not be empty"),
-        (
-            "://" in config.storage.url,
-            "storage.url: expected a SQLAlchemy URL such as sqlite:///data/bot.sqlite3",
-        ),
-        (
-            config.storage.url.rstrip("/") not in ("sqlite:", "sqlite:///:memory:"),
-            "storage.url: in-memory SQLite is not shared between threads; give a file path",
-        ),
     ]
-    return [message for ok, message in checks if not ok]
+    return (
+        [message for ok, message in checks if not ok]
+        + _public_url_problems(s.public_url)
+        + _wechat_path_problems(s.wechat_path)
+        + _storage_problems(config.storage.url)
+    )
+
+
+def _public_url_problems(url: str) -> list[str]:
+    """The callback is `public_url + /oauth/callback` and the bot serves its routes
+    at the root, so public_url must be a bare origin."""
+    parts = _http_parts(url)
+    if parts is None:
+        return ["server.public_url: expected an http(s) URL such as https://bot.example.com"]
+    checks = [
+        ("@" not in parts.netloc, "must not carry a user name or password"),
+        (
+            parts.path in ("", "/"),
+            f"the bot serves its routes at the root, so the path {parts.path!r} would give "
+            f"a callback it does not serve; expected an origin such as https://bot.example.com",
+        ),
+        (not parts.query and not parts.fragment, "must not carry a query or fragment"),
+    ]
+    return [f"server.public_url: {message}" for ok, message in checks if not ok]
+
+
+def _wechat_path_problems(path: str) -> list[str]:
+    if path.startswith("/") and routes.is_taken(path.rstrip("/") or "/"):
+        return [f"server.wechat_path: {path!r} is one of the bot's own routes; use e.g. /wechat"]
+    if not _PLAIN_PATH.fullmatch(path) or {".", ".."} & set(path.split("/")):
+        return [
+            f"server.wechat_path: {path!r} is not a plain path; expected letters, digits "
+            "and - _ . ~ between slashes, such as /wechat"
+        ]
+    return []
+
+
+def _storage_problems(url: str) -> list[str]:
+    """SQLite or PostgreSQL only. The URL may hold a password: never echo it."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return ["storage.url: expected a SQLAlchemy URL such as sqlite:///data/bot.sqlite3"]
+    if parsed.drivername not in STORAGE_SCHEMES:
+        return [
+            f"storage.url: {parsed.drivername}:// is not supported; expected "
+            "sqlite:///PATH, or postgresql+psycopg://USER@HOST/DB for several instances"
+        ]
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        return ["storage.url: in-memory SQLite is not shared between threads; give a file path"]
+    return []
 
 
 def _aes_ok(key: str) -> bool:
@@ -214,5 +285,15 @@ def _aes_ok(key: str) -> bool:
 
 
 def _http_url(url: str) -> bool:
+    return _http_parts(url) is not None
+
+
+def _http_parts(url: str) -> SplitResult | None:
+    """The URL split, when it is http(s) with a well-formed host and port."""
     parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
+    try:
+        port_ok = parts.port is None or parts.port > 0  # .port raises beyond 0-65535
+    except ValueError:
+        return None
+    host_ok = bool(parts.hostname and _HOST.fullmatch(parts.hostname))
+    return parts if parts.scheme in ("http", "https") and host_ok and port_ok else None

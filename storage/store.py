@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import Connection, Engine, create_engine, delete, event, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -107,7 +108,8 @@ class Store:
         try:
             engine = create_store_engine(url, base_dir)
         except (SQLAlchemyError, ImportError, OSError, ValueError) as exc:
-            raise StorageError(f"cannot use storage.url: {type(exc).__name__}: {exc}") from None
+            reason = _reason(exc, unquote(urlsplit(url).password or ""))
+            raise StorageError(f"cannot use storage.url: {reason}") from None
         return cls(engine)
 
     def close(self) -> None:
@@ -119,7 +121,8 @@ class Store:
             with self.engine.connect().execution_options(write=True) as conn, conn.begin():
                 yield conn
         except SQLAlchemyError as exc:
-            raise StorageError(f"storage write failed: {type(exc).__name__}") from None
+            reason = _reason(exc, self.engine.url.password)
+            raise StorageError(f"storage write failed: {reason}") from None
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -127,7 +130,8 @@ class Store:
             with self.engine.connect() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise StorageError(f"storage read failed: {type(exc).__name__}") from None
+            reason = _reason(exc, self.engine.url.password)
+            raise StorageError(f"storage read failed: {reason}") from None
 
     def ping(self) -> bool:
         try:
@@ -240,6 +244,19 @@ class Store:
     def delete_session(self, session_id: str) -> None:
         with self._write() as conn:
             conn.execute(delete(sessions).where(sessions.c.id == session_id))
+
+
+def _reason(exc: BaseException, password: str | None) -> str:
+    """The database's own words ("database is locked", "password authentication failed
+    for user ..."): the driver's first line only, so never the SQL, its parameters or a
+    DETAIL quoting row values; the URL's password masked should a driver repeat it."""
+    source = getattr(exc, "orig", None) or exc
+    # SQLAlchemy's str() appends the statement and parameters; args[0] is the bare message.
+    text = source.args[0] if isinstance(source, SQLAlchemyError) and source.args else source
+    line = next(iter(str(text).strip().splitlines()), "")
+    if password:
+        line = line.replace(password, "***")
+    return f"{type(source).__name__}: {line}" if line else type(source).__name__
 
 
 def _follower(row) -> Follower:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -139,12 +140,79 @@ def _wait_for(url: str) -> requests.Response:
 
 def test_bot_app_is_the_wsgi_entry_point(config_path):
     code = "import bot; print(type(bot.app).__name__, callable(bot.app))"
+    env = {**os.environ, "BOT_CONFIG": str(config_path), "BOT_SERVER_PROT": "8080"}
     done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env={**os.environ, "BOT_CONFIG": str(config_path)},
-        capture_output=True,
-        text=True,
-        timeout=30,
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30
     )
     assert done.stdout.strip() == "Bot True", done.stderr
+    # What gunicorn's operator sees: the misspelt variable is logged, not ignored.
+    assert "BOT_SERVER_PROT: matches no configuration key" in done.stderr
+    assert "did you mean BOT_SERVER_PORT?" in done.stderr
+
+
+@pytest.fixture
+def taken_port():
+    """A port some other process already listens on."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        yield other.getsockname()[1]
+
+
+def assert_one_line(done: subprocess.CompletedProcess, *words: str) -> None:
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if "WARNING" not in line.upper()]
+    (line,) = [line for line in lines if all(word in line for word in words)]
+    assert line.startswith("error: ") or line.startswith("storage error"), line
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path, sim, taken_port):
+    config = write_config(tmp_path / "config.toml", taken_port, sim.url)
+    done = run("--config", str(config), "serve")
+    assert_one_line(done, f"127.0.0.1:{taken_port}", "server.port", "already in use")
+
+
+def test_sandbox_on_a_port_in_use_says_so_in_one_line(tmp_path, taken_port):
+    config = write_config(tmp_path / "config.toml", taken_port, "http://127.0.0.1:9")
+    done = run("--config", str(config), "sandbox", "--simulator-port", str(free_port()))
+    assert_one_line(done, f"127.0.0.1:{taken_port}", "server.port", "already in use")
+
+
+def test_sandbox_with_the_simulator_port_in_use_says_so_in_one_line(config_path, taken_port):
+    done = run("--config", str(config_path), "sandbox", "--simulator-port", str(taken_port))
+    assert_one_line(done, f"127.0.0.1:{taken_port}", "--simulator-port", "already in use")
+
+
+def test_a_database_that_cannot_be_opened_is_one_line_with_its_own_words(tmp_path, config_path):
+    done = run(
+        "--config", str(config_path), "check", env={"BOT_STORAGE_URL": f"sqlite:///{tmp_path}"}
+    )
+    assert_one_line(done, "storage.url", "unable to open database file")
+
+
+def test_a_misspelt_variable_is_a_warning_and_its_value_stays_hidden(config_path):
+    done = run("--config", str(config_path), "check", env={"BOT_WECHAT_APPSECRET": "s3cr3tvalue"})
+    assert done.returncode == 0, done.stderr
+    assert (
+        "config warning: BOT_WECHAT_APPSECRET: matches no configuration key and is ignored; "
+        "did you mean BOT_WECHAT_APP_SECRET?"
+    ) in done.stderr.splitlines()
+    assert "s3cr3tvalue" not in done.stdout + done.stderr
+
+
+def test_a_relative_sqlite_path_is_relative_to_the_config_file_for_every_command(tmp_path, sim):
+    config = write_config(tmp_path / "config.toml", free_port(), sim.url)
+    relative = {"BOT_STORAGE_URL": "sqlite:///relative.sqlite3"}
+    for command in ("check", "users", "authorize-url"):
+        assert run("--config", str(config), command, env=relative).returncode == 0
+    assert (tmp_path / "relative.sqlite3").exists()
+    assert not (ROOT / "relative.sqlite3").exists()
+
+
+def test_the_command_line_does_not_import_bot_py_back():
+    code = "import sys, cli; print('bot' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert done.stdout.strip() == "False", done.stderr
