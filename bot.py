@@ -40,6 +40,7 @@ class Bot:
             token=w.token, app_id=w.app_id, session_storage=StoreSessionStorage(self.store)
         )
         Handlers(self.authorizer.link, o.link_text).register(robot)
+        self.robot = robot
         # routes
         self.guard = RetryGuard(self.store)
         self.messages = MessageServer(robot, w.token, w.max_clock_skew, self.guard)
