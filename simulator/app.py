@@ -256,11 +256,13 @@ class Simulator:
         )
         result = {"status": None, "reply": None, "raw": "", "attempts": attempts}
         result.update(msg_id=msg_id, create_time=created)
-        result.update(self._outcome(response, mode, follower.openid))
+        result.update(self._outcome(response, mode, follower.openid, type))
         log.info("push %s from %s (%s): %s", type, openid, mode, result.get("detail", "ok"))
         return result
 
-    def _outcome(self, response: requests.Response | None, mode: str, openid: str) -> dict:
+    def _outcome(
+        self, response: requests.Response | None, mode: str, openid: str, pushed: str
+    ) -> dict:
         """status/raw/reply, or the error the follower would see and why."""
         if response is None:
             detail = f"no answer in {ATTEMPTS} attempts of {self.push_timeout:g} s"
@@ -271,7 +273,9 @@ class Simulator:
             return {**outcome, "error": NO_SERVICE, "detail": f"HTTP {response.status_code}"}
         try:
             parties = (openid, self.gh_id)
-            outcome["reply"] = read_reply(response.content, mode, self.crypto, self.token, parties)
+            outcome["reply"] = read_reply(
+                response.content, mode, self.crypto, self.token, parties, pushed
+            )
         except ReplyError as exc:
             outcome.update(error=NO_SERVICE, detail=str(exc))
         return outcome

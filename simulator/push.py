@@ -16,6 +16,8 @@ NO_SERVICE = "该公众号暂时无法提供服务，请稍后再试"
 ATTEMPTS = 3
 NUMERIC = ("CreateTime", "MsgId", "Location_X", "Location_Y", "Scale")
 REPLY_TYPES = ("text", "image", "voice", "video", "music", "news", "transfer_customer_service")
+MEDIA = {"image": "Image", "voice": "Voice", "video": "Video"}
+MAX_ARTICLES = 8  # shown for an event; a reply to a message shows only its first article
 HEADERS = {"Content-Type": "text/xml", "User-Agent": "Mozilla/4.0", "Accept": "*/*"}
 PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 
@@ -108,9 +110,16 @@ def deliver(url: str, body: bytes, timeout: float) -> tuple[requests.Response | 
 
 
 def read_reply(
-    raw: bytes, mode: str, crypto: MessageCrypto | None, token: str, parties: tuple[str, str]
+    raw: bytes,
+    mode: str,
+    crypto: MessageCrypto | None,
+    token: str,
+    parties: tuple[str, str],
+    pushed: str = "text",
 ) -> dict[str, Any] | None:
-    """The reply's fields (decrypted), None for "no reply"; ReplyError when WeChat rejects it."""
+    """The reply's fields (decrypted), None for "no reply"; ReplyError when WeChat rejects it.
+    `pushed` is the MsgType of the push it answers. A news reply's `Articles` is the list
+    of items the follower sees."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -126,6 +135,9 @@ def read_reply(
     if not isinstance(reply, dict):
         raise ReplyError("the reply has no fields")
     _check_fields(reply, *parties)
+    _check_body(reply)
+    if reply["MsgType"] == "news":
+        reply["Articles"] = _articles(reply, pushed)
     return reply
 
 
@@ -181,5 +193,30 @@ def _check_fields(reply: dict[str, Any], openid: str, gh_id: str) -> None:
         raise ReplyError("CreateTime must be a number")
     if reply.get("MsgType") not in REPLY_TYPES:
         raise ReplyError(f"MsgType must be one of {', '.join(REPLY_TYPES)}")
-    if reply["MsgType"] == "text" and not isinstance(reply.get("Content"), str):
+
+
+def _check_body(reply: dict[str, Any]) -> None:
+    """The fields each reply type needs (news is checked by `_articles`)."""
+    msg_type = reply["MsgType"]
+    if msg_type == "text" and not isinstance(reply.get("Content"), str):
         raise ReplyError("a text reply needs Content")
+    if msg_type in MEDIA:
+        media = reply.get(MEDIA[msg_type])
+        media_id = media.get("MediaId") if isinstance(media, dict) else None
+        if not (isinstance(media_id, str) and media_id):
+            raise ReplyError(f"a {msg_type} reply needs {MEDIA[msg_type]}/MediaId")
+    if msg_type == "music" and not isinstance(reply.get("Music"), dict):
+        raise ReplyError("a music reply needs Music")
+
+
+def _articles(reply: dict[str, Any], pushed: str) -> list[dict[str, Any]]:
+    """The news items the follower sees: WeChat sends only those within its limit, one
+    when the reply answers a message, eight when it answers an event."""
+    count, articles = reply.get("ArticleCount", ""), reply.get("Articles")
+    items = articles.get("item") if isinstance(articles, dict) else None
+    items = [items] if isinstance(items, dict) else items
+    if not (isinstance(items, list) and all(isinstance(item, dict) for item in items)):
+        raise ReplyError("a news reply needs Articles with item elements")
+    if not (isinstance(count, str) and count.isdigit() and int(count) == len(items)):
+        raise ReplyError(f"ArticleCount must be the number of items ({len(items)})")
+    return items[: MAX_ARTICLES if pushed == "event" else 1]

@@ -695,6 +695,106 @@ def test_push_over_http(bot: EchoBot, aes_sim: Simulator) -> None:
     assert bad.status_code == 400 and "mode" in bad.json()["error"]
 
 
+# -- what WeChat makes of each reply type ----------------------------------------------
+
+
+def answer_with(bot: EchoBot, msg_type: str, inner: str) -> None:
+    """The bot answers every push with a `msg_type` reply whose fields after MsgType
+    are `inner`, addressed back to the sender."""
+
+    def respond(query: dict[str, str], body: bytes) -> tuple[int, bytes]:
+        fields = fields_of(body)
+        return 200, (
+            f"<xml><ToUserName><![CDATA[{fields['FromUserName']}]]></ToUserName>"
+            f"<FromUserName><![CDATA[{fields['ToUserName']}]]></FromUserName>"
+            f"<CreateTime>1700000000</CreateTime><MsgType><![CDATA[{msg_type}]]></MsgType>"
+            f"{inner}</xml>"
+        ).encode()
+
+    bot.respond = respond  # type: ignore[method-assign]
+
+
+def news(count: int, declared: object = None) -> str:
+    items = "".join(
+        f"<item><Title><![CDATA[标题{n} ]]]]><![CDATA[>]]></Title>"
+        f"<Description>描述{n}</Description><PicUrl><![CDATA[http://img/{n}]]></PicUrl>"
+        f"<Url><![CDATA[http://url/{n}]]></Url></item>"
+        for n in range(count)
+    )
+    declared = count if declared is None else declared
+    return f"<ArticleCount>{declared}</ArticleCount><Articles>{items}</Articles>"
+
+
+def article(n: int) -> dict[str, str]:
+    return {"Title": f"标题{n} ]]>", "Description": f"描述{n}",
+            "PicUrl": f"http://img/{n}", "Url": f"http://url/{n}"}  # fmt: skip
+
+
+def test_news_shows_one_article_for_a_message_up_to_eight_for_an_event(bot: EchoBot) -> None:
+    answer_with(bot, "news", news(10))
+    with Simulator(APP_ID, SECRET, TOKEN, bot_url=bot.url) as sim:
+        to_text = sim.push(sim.default_openid, content="hi")
+        to_link = sim.push(sim.default_openid, type="link")
+        to_click = sim.push(sim.default_openid, type="event", event="CLICK")
+        answer_with(bot, "news", news(1))
+        single = sim.push(sim.default_openid, type="event", event="subscribe")
+    assert "error" not in to_text and to_text["reply"]["ArticleCount"] == "10"
+    assert to_text["reply"]["Articles"] == to_link["reply"]["Articles"] == [article(0)]
+    assert to_click["reply"]["Articles"] == [article(n) for n in range(8)]
+    assert single["reply"]["Articles"] == [article(0)]
+
+
+@pytest.mark.parametrize(
+    ("msg_type", "inner", "shown"),
+    [
+        ("image", "<Image><MediaId><![CDATA[m1]]></MediaId></Image>", {"Image": {"MediaId": "m1"}}),
+        ("voice", "<Voice><MediaId>v1</MediaId></Voice>", {"Voice": {"MediaId": "v1"}}),
+        ("video", "<Video><MediaId>v2</MediaId><Title>片名</Title></Video>",
+         {"Video": {"MediaId": "v2", "Title": "片名"}}),
+        ("music", "<Music><Title>歌</Title><MusicUrl>http://m</MusicUrl></Music>",
+         {"Music": {"Title": "歌", "MusicUrl": "http://m"}}),
+        ("transfer_customer_service", "<TransInfo><KfAccount>kf@gh</KfAccount></TransInfo>",
+         {"TransInfo": {"KfAccount": "kf@gh"}}),
+        ("transfer_customer_service", "", {}),
+    ],
+)  # fmt: skip
+def test_media_music_and_transfer_replies(
+    bot: EchoBot, msg_type: str, inner: str, shown: dict[str, Any]
+) -> None:
+    answer_with(bot, msg_type, inner)
+    with Simulator(APP_ID, SECRET, TOKEN, bot_url=bot.url) as sim:
+        result = sim.push(sim.default_openid, content="hi")
+    assert "error" not in result, result
+    assert result["reply"]["MsgType"] == msg_type
+    assert {key: result["reply"][key] for key in shown} == shown
+
+
+@pytest.mark.parametrize(
+    ("msg_type", "inner", "detail"),
+    [
+        ("image", "", "Image/MediaId"),
+        ("image", "<Image><MediaId></MediaId></Image>", "Image/MediaId"),
+        ("voice", "<Voice>v1</Voice>", "Voice/MediaId"),
+        ("video", "<MediaId>v2</MediaId>", "Video/MediaId"),
+        ("music", "<Title>歌</Title>", "Music"),
+        ("news", news(0), "item"),
+        ("news", "<ArticleCount>1</ArticleCount><Articles><item>x</item></Articles>", "item"),
+        ("news", news(3, declared=2), "ArticleCount"),
+        ("news", news(1, declared="one"), "ArticleCount"),
+        ("text", "<Content><b>no text</b></Content>", "Content"),
+        ("markdown", "<Content>x</Content>", "MsgType"),
+    ],
+)  # fmt: skip
+def test_replies_wechat_would_not_show(
+    bot: EchoBot, msg_type: str, inner: str, detail: str
+) -> None:
+    answer_with(bot, msg_type, inner)
+    with Simulator(APP_ID, SECRET, TOKEN, bot_url=bot.url) as sim:
+        result = sim.push(sim.default_openid, content="hi")
+    assert result["reply"] is None and result["error"] == NO_SERVICE
+    assert detail in result["detail"]
+
+
 # -- faults and the call log ---------------------------------------------------------
 
 

@@ -1,6 +1,10 @@
 """A parsed message → WeRoBot's handlers → the reply XML (or `success`).
 
-The handlers are WeRoBot's registry; this is the one place that calls them.
+The handlers are WeRoBot's registry; this is the one place that calls them, the
+way WeRoBot's `get_reply` does (type-specific handlers, then `all`; the first
+non-empty result wins; a handler taking two arguments gets the follower's session),
+except that a failure is not swallowed: it is logged with its trace and the
+follower gets an apology instead of silence.
 """
 
 from __future__ import annotations
@@ -8,10 +12,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from werobot.replies import SuccessReply
 from werobot.robot import BaseRoBot
 
 from wechat.dedupe import NO_REPLY
-from wechat.replies import text_reply
+from wechat.replies import render, text_reply
 
 log = logging.getLogger(__name__)
 
@@ -23,26 +28,40 @@ class Dispatcher:
         self.robot = robot
 
     def answer(self, message) -> bytes:
-        """The first handler's non-empty text, as reply XML; `success` if none."""
+        """The first handler's non-empty result as reply XML; `success` if none."""
         try:
-            content = self._dispatch(message)
-        except Exception:  # a bug of ours: the follower still gets a word, we get the trace
-            log.exception("handler failed for a %s message", message.type)
-            content = APOLOGY
-        if not content:
+            result = self._dispatch(message)
+        except Exception:  # a bug in a handler: the follower still gets a word, we the trace
+            log.exception("a handler failed on a message of type %s", message.type)
+            return self._apology(message)
+        if result is None or isinstance(result, SuccessReply):
             return NO_REPLY
-        return text_reply(message.source, message.target, content).encode("utf-8")
+        try:
+            return render(result, message.source, message.target)
+        except Exception:
+            log.exception(
+                "a handler's answer to a message of type %s cannot be rendered", message.type
+            )
+            return self._apology(message)
 
-    def _dispatch(self, message) -> str | None:
+    def _dispatch(self, message) -> object | None:
+        """The first non-empty result (WeRoBot's rule), None when every handler passed."""
         for handler, argc in self.robot.get_handlers(message.type):
-            reply = handler(message) if argc < 2 else self._with_session(handler, message)
-            if reply:
-                return reply
+            if argc >= 2:
+                result = self._with_session(handler, message)
+            else:
+                result = handler(message) if argc else handler()
+            if result:
+                return result
         return None
 
-    def _with_session(self, handler: Callable, message) -> str | None:
+    def _with_session(self, handler: Callable, message) -> object:
         storage = self.robot.session_storage
         session = storage.get(message.source)
-        reply = handler(message, session)
+        result = handler(message, session)
         storage.set(message.source, session)
-        return reply
+        return result
+
+    @staticmethod
+    def _apology(message) -> bytes:
+        return text_reply(message.source, message.target, APOLOGY).encode("utf-8")
