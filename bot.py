@@ -45,7 +45,6 @@ class Bot:
             token=w.token, app_id=w.app_id, session_storage=StoreSessionStorage(self.store)
         )
         Handlers(self.authorizer.link, o.link_text).register(robot)
-        self.robot = robot
         # routes
         self.guard = RetryGuard(DeliveryLedger(self.store.engine))
         crypto = message_crypto(w.token, w.app_id, w.encoding_aes_key, w.previous_encoding_aes_key)
