@@ -61,13 +61,15 @@ class Request:
 
 @dataclass
 class Response:
-    """Exactly what goes on the wire; `reset` drops the connection with no answer."""
+    """Exactly what goes on the wire; `reset` drops the connection with no answer, `cut`
+    sends only that many bytes of the body (Content-Length still says all) and hangs up."""
 
     status: int = 200
     body: bytes = b""
     content_type: str | None = "text/plain"
     headers: list[tuple[str, str]] = field(default_factory=list)
     reset: bool = False
+    cut: int | None = None
 
 
 App = Callable[[Request], Response]
@@ -107,7 +109,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(response.body)))
         self.end_headers()
-        self.wfile.write(response.body)
+        if response.cut is None:
+            self.wfile.write(response.body)
+            return
+        self.wfile.write(response.body[: response.cut])
+        self.close_connection = True
 
     def _reset(self) -> None:
         """Close with RST and no status line, like a dropped upstream connection."""
