@@ -15,7 +15,6 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from oauth.errors import WeChatAPIError, WeChatUnavailable
-from oauth.urls import authorize_url
 
 CONNECT_TIMEOUT = 3.05
 READ_TIMEOUT = 5.0
@@ -46,13 +45,11 @@ class WeChatOAuth:
         app_id: str,
         app_secret: str,
         api_base: str = "https://api.weixin.qq.com",
-        open_base: str = "https://open.weixin.qq.com",
         timeout: tuple[float, float] = (CONNECT_TIMEOUT, READ_TIMEOUT),
     ) -> None:
         self.app_id = app_id
         self._secret = app_secret
         self.api_base = api_base.rstrip("/")
-        self.open_base = open_base
         self.timeout = timeout
         self.session = requests.Session()
         self.session.mount("http://", HTTPAdapter(pool_maxsize=32))
@@ -60,9 +57,6 @@ class WeChatOAuth:
 
     def __repr__(self) -> str:  # never show the secret
         return f"WeChatOAuth(app_id={self.app_id!r}, api_base={self.api_base!r})"
-
-    def authorize_url(self, redirect_uri: str, scope: str, state: str) -> str:
-        return authorize_url(self.open_base, self.app_id, redirect_uri, scope, state)
 
     def exchange_code(self, code: str) -> TokenGrant:
         data = self._get(

@@ -152,6 +152,22 @@ class Store:
         with self._write() as conn:
             self._upsert_follower(conn, follower)
 
+    def update_token(self, follower: Follower) -> None:
+        """Store the tokens (and scope) of a follower WeChat just refreshed; the rest
+        of the row stays as it is."""
+        with self._write() as conn:
+            conn.execute(
+                update(followers)
+                .where(followers.c.openid == follower.openid)
+                .values(
+                    scope=follower.scope,
+                    access_token=follower.access_token,
+                    access_expires_at=follower.access_expires_at,
+                    refresh_token=follower.refresh_token,
+                    updated_at=follower.updated_at,
+                )
+            )
+
     def mark_needs_reauth(self, openid: str) -> None:
         with self._write() as conn:
             conn.execute(

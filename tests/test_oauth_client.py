@@ -13,13 +13,13 @@ from tests.conftest import APP_ID, APP_SECRET
 
 @pytest.fixture
 def client(sim):
-    client = WeChatOAuth(APP_ID, APP_SECRET, api_base=sim.url, open_base=sim.url, timeout=(2, 2))
+    client = WeChatOAuth(APP_ID, APP_SECRET, api_base=sim.url, timeout=(2, 2))
     yield client
     client.close()
 
 
 def code_for(sim, client, scope="snsapi_userinfo", openid=None) -> str:
-    url = client.authorize_url("http://127.0.0.1:8888/oauth/callback", scope, "abc123")
+    url = authorize_url(sim.url, APP_ID, "http://127.0.0.1:8888/oauth/callback", scope, "abc123")
     location = sim.authorize(url, openid=openid).location
     return parse_qs(urlsplit(location).query)["code"][0]
 
@@ -39,8 +39,10 @@ def test_authorize_url_shape():
     )
 
 
-def test_simulator_accepts_our_authorize_url(sim, client):
-    url = client.authorize_url("http://127.0.0.1:8888/oauth/callback", "snsapi_base", "abc")
+def test_simulator_accepts_our_authorize_url(sim):
+    url = authorize_url(
+        sim.url, APP_ID, "http://127.0.0.1:8888/oauth/callback", "snsapi_base", "abc"
+    )
     result = sim.authorize(url)
     assert result.errcode is None
     assert result.location.startswith("http://127.0.0.1:8888/oauth/callback?code=")

@@ -11,7 +11,7 @@ import logging
 
 from bottle import Bottle, HTTPResponse, request, response
 
-from oauth import AuthorizationFailed, Authorizer, Standing, TokenLifecycle
+from oauth import AuthorizationFailed, AuthorizeLinks, SignIn, Standing, TokenUpkeep
 from storage import StorageError, Store
 from web import pages
 from web.cookies import NAME as COOKIE
@@ -35,7 +35,7 @@ def html(status: int, body: str, **headers: str) -> HTTPResponse:
 
 
 def create_web_app(
-    authorizer: Authorizer, lifecycle: TokenLifecycle, cookies: CookieSigner, store: Store
+    links: AuthorizeLinks, sign_in: SignIn, upkeep: TokenUpkeep, cookies: CookieSigner, store: Store
 ) -> Bottle:
     app = Bottle()
     app.config["catchall"] = True
@@ -43,22 +43,22 @@ def create_web_app(
     @app.get("/oauth/callback")
     def callback() -> HTTPResponse:
         try:
-            openid = authorizer.complete(request.query.get("code"), request.query.get("state"))
+            openid = sign_in.complete(request.query.get("code"), request.query.get("state"))
         except AuthorizationFailed as exc:
             log.info("callback refused: %s", exc.reason)
-            return html(*pages.failure(exc.reason, authorizer.link()))
+            return html(*pages.failure(exc.reason, links.link()))
         return html(303, "", Location="/me", **{"Set-Cookie": cookies.header(openid)})
 
     @app.get("/me")
     def me() -> HTTPResponse:
         openid = cookies.openid(request.get_cookie(COOKIE))
-        visit = lifecycle.visit(openid) if openid else None
+        visit = upkeep.visit(openid) if openid else None
         if visit is None:
-            return html(200, pages.not_authorized(authorizer.link()))
+            return html(200, pages.not_authorized(links.link()))
         if visit.standing is Standing.REAUTHORIZE:
-            return html(200, pages.reauthorize(authorizer.link()))
+            return html(200, pages.reauthorize(links.link()))
         offline = visit.standing is Standing.OFFLINE
-        return html(200, pages.profile(visit.follower, offline, authorizer.link("snsapi_userinfo")))
+        return html(200, pages.profile(visit.follower, offline, links.link("snsapi_userinfo")))
 
     @app.get("/healthz")
     def healthz() -> HTTPResponse:

@@ -8,10 +8,11 @@ import time
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from oauth.callback import apply_profile, has_userinfo
+from oauth import profile
 from oauth.client import WeChatOAuth
 from oauth.errors import WeChatAPIError, WeChatUnavailable
-from storage import Follower, Store
+from oauth.token_store import TokenStore
+from storage import Follower
 
 log = logging.getLogger(__name__)
 
@@ -30,25 +31,25 @@ class Visit:
     standing: Standing
 
 
-class TokenLifecycle:
-    def __init__(self, client: WeChatOAuth, store: Store, lang: str) -> None:
+class TokenUpkeep:
+    def __init__(self, client: WeChatOAuth, tokens: TokenStore, lang: str) -> None:
         self.client = client
-        self.store = store
+        self.tokens = tokens
         self.lang = lang
 
     def visit(self, openid: str) -> Visit | None:
         """The follower as of now, tokens refreshed and checked; None if unknown."""
-        follower = self.store.get_follower(openid)
+        follower = self.tokens.get_follower(openid)
         if follower is None:
             return None
         if follower.needs_reauth:
             return Visit(follower, Standing.REAUTHORIZE)
         try:
-            return self._check(follower)
+            return Visit(self._check(follower), Standing.FRESH)
         except WeChatAPIError as exc:
             if exc.needs_reauthorization:
                 log.info("openid=%s must authorize again (errcode %s)", openid, exc.errcode)
-                self.store.mark_needs_reauth(openid)
+                self.tokens.mark_needs_reauth(openid)
                 return Visit(replace(follower, needs_reauth=True), Standing.REAUTHORIZE)
             log.warning("token check failed: %s", exc)
             return Visit(follower, Standing.OFFLINE)
@@ -56,39 +57,32 @@ class TokenLifecycle:
             log.warning("token check failed: %s", exc)
             return Visit(follower, Standing.OFFLINE)
 
-    def _check(self, follower: Follower) -> Visit:
-        refreshed = follower.access_expires_at <= time.time() + EXPIRY_MARGIN
-        if refreshed:
-            follower = self._refresh(follower)
+    def _check(self, follower: Follower) -> Follower:
+        if follower.access_expires_at <= time.time() + EXPIRY_MARGIN:
+            return self._validate(self._refresh(follower))
         try:
-            self._validate(follower)
+            return self._validate(follower)
         except WeChatAPIError as exc:
-            if refreshed or not exc.token_invalid:
+            if not exc.token_invalid:
                 raise
-            follower, refreshed = self._refresh(follower), True  # revoked early: one more try
-            self._validate(follower)
-        finally:
-            self.store.save_follower(follower)  # a refreshed token is kept even if the check failed
-        return Visit(follower, Standing.FRESH)
+        return self._validate(self._refresh(follower))  # revoked early: one more try
 
     def _refresh(self, follower: Follower) -> Follower:
-        grant = self.client.refresh(follower.refresh_token)
-        return replace(
-            follower,
-            access_token=grant.access_token,
-            access_expires_at=grant.access_expires_at,
-            refresh_token=grant.refresh_token,
-            scope=grant.scope or follower.scope,
-            updated_at=grant.received_at,
-        )
+        """Renew the tokens; they are stored at once (the update_token hook), so a token
+        WeChat issued is kept even if the check after it fails."""
+        renewed = profile.refreshed(follower, self.client.refresh(follower.refresh_token))
+        self.tokens.update_token(renewed)
+        return renewed
 
-    def _validate(self, follower: Follower) -> None:
+    def _validate(self, follower: Follower) -> Follower:
         """userinfo for a userinfo grant (fresh profile); sns/auth for a base one,
-        which must never call userinfo (48001)."""
-        if has_userinfo(follower.scope):
-            apply_profile(
-                follower, self.client.userinfo(follower.access_token, follower.openid, self.lang)
-            )
+        which must never call userinfo (48001). Stores the outcome."""
+        now = int(time.time())
+        if profile.has_userinfo(follower.scope):
+            answer = self.client.userinfo(follower.access_token, follower.openid, self.lang)
+            checked = profile.with_profile(follower, answer, now)
         else:
             self.client.check_token(follower.access_token, follower.openid)
-        follower.updated_at = int(time.time())
+            checked = replace(follower, updated_at=now)
+        self.tokens.save_follower(checked)
+        return checked

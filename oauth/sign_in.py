@@ -1,4 +1,4 @@
-"""Completing an authorization: state → code exchange → profile → store.
+"""Signing a follower in from the callback: state → code exchange → profile → store.
 
 Framework-free: the web route hands in the query's `code` and `state` and gets
 the follower's openid, or an AuthorizationFailed whose reason picks the page.
@@ -11,10 +11,12 @@ import logging
 import time
 from typing import NoReturn
 
-from oauth.client import REFRESH_TOKEN_LIFETIME, TokenGrant, WeChatOAuth
+from oauth import profile
+from oauth.client import TokenGrant, WeChatOAuth
 from oauth.errors import AuthorizationFailed, OAuthError, WeChatAPIError, WeChatUnavailable
 from oauth.state import StateSigner
-from storage import Claim, Follower, Store
+from oauth.token_store import StateLedger, TokenStore
+from storage import Claim, Follower
 
 log = logging.getLogger(__name__)
 
@@ -25,28 +27,20 @@ REPLAY_GRACE = 120
 IN_FLIGHT_WAIT = 8.0
 
 
-class Authorizer:
+class SignIn:
     def __init__(
         self,
         client: WeChatOAuth,
-        store: Store,
+        ledger: StateLedger,
+        tokens: TokenStore,
         signer: StateSigner,
-        callback_url: str,
-        scope: str,
         lang: str,
     ) -> None:
         self.client = client
-        self.store = store
+        self.ledger = ledger
+        self.tokens = tokens
         self.signer = signer
-        self.callback_url = callback_url
-        self.scope = scope
         self.lang = lang
-
-    def link(self, scope: str | None = None) -> str:
-        """A fresh authorize URL: costs an HMAC, no storage."""
-        return self.client.authorize_url(
-            self.callback_url, scope or self.scope, self.signer.issue()
-        )
 
     def complete(self, code: str | None, state: str | None) -> str:
         """Finish the authorization and return the follower's openid."""
@@ -65,7 +59,7 @@ class Authorizer:
         except WeChatUnavailable as exc:
             self._give_back(state, exc)
         follower = self._follower(grant)
-        self.store.complete_authorization(state, follower)
+        self.ledger.complete_authorization(state, follower)
         log.info("authorized openid=%s scope=%s", follower.openid, follower.scope)
         return follower.openid
 
@@ -73,7 +67,7 @@ class Authorizer:
         """Claim the state; the openid if an identical request already completed it."""
         deadline = time.monotonic() + IN_FLIGHT_WAIT
         while True:
-            claim, openid = self.store.claim_state(state, code_hash, expires_at, REPLAY_GRACE)
+            claim, openid = self.ledger.claim_state(state, code_hash, expires_at, REPLAY_GRACE)
             if claim is Claim.NEW:
                 return None
             if claim is Claim.DONE:
@@ -85,40 +79,20 @@ class Authorizer:
     def _give_back(self, state: str, exc: OAuthError) -> NoReturn:
         """A passing failure: free the state so reloading the page can retry."""
         log.warning("code exchange failed: %s", exc)
-        self.store.release_state(state)
+        self.ledger.release_state(state)
         raise AuthorizationFailed("wechat_failed") from None
 
     def _follower(self, grant: TokenGrant) -> Follower:
-        follower = Follower(
-            openid=grant.openid,
-            scope=grant.scope,
-            access_token=grant.access_token,
-            access_expires_at=grant.access_expires_at,
-            refresh_token=grant.refresh_token,
-            refresh_expires_at=grant.received_at + REFRESH_TOKEN_LIFETIME,
-            unionid=grant.unionid,
-            authorized_at=grant.received_at,
-            updated_at=grant.received_at,
-        )
-        if has_userinfo(grant.scope) and not grant.is_snapshotuser:
-            try:
-                apply_profile(
-                    follower, self.client.userinfo(grant.access_token, grant.openid, self.lang)
-                )
-            except OAuthError as exc:  # /me fetches it later; the tokens are what matter now
-                log.warning("userinfo after authorization failed: %s", exc)
-        return follower
-
-
-def has_userinfo(scope: str) -> bool:
-    return "snsapi_userinfo" in scope.split(",")
-
-
-def apply_profile(follower: Follower, profile: dict) -> None:
-    follower.profile = profile
-    follower.nickname = profile.get("nickname")
-    follower.headimgurl = profile.get("headimgurl")
-    follower.unionid = profile.get("unionid") or follower.unionid
+        """The new tokens, with a fresh profile when the grant allows one."""
+        follower = profile.from_grant(grant, self.tokens.get_follower(grant.openid))
+        if not profile.has_userinfo(grant.scope) or grant.is_snapshotuser:
+            return follower
+        try:
+            answer = self.client.userinfo(grant.access_token, grant.openid, self.lang)
+        except OAuthError as exc:  # /me fetches it later; the tokens are what matter now
+            log.warning("userinfo after authorization failed: %s", exc)
+            return follower
+        return profile.with_profile(follower, answer, grant.received_at)
 
 
 def _digest(code: str) -> str:
