@@ -5,6 +5,7 @@ persistence only through the small interfaces in `oauth.token_store`.
 """
 
 from oauth.client import TokenGrant, WeChatOAuth
+from oauth.deadline import PAGE_DEADLINE, Deadline
 from oauth.errors import AuthorizationFailed, OAuthError, WeChatAPIError, WeChatUnavailable
 from oauth.links import AuthorizeLinks
 from oauth.sign_in import SignIn
@@ -13,8 +14,10 @@ from oauth.token_store import StateLedger, TokenStore
 from oauth.token_upkeep import Standing, TokenUpkeep, Visit
 
 __all__ = [
+    "PAGE_DEADLINE",
     "AuthorizationFailed",
     "AuthorizeLinks",
+    "Deadline",
     "OAuthError",
     "SignIn",
     "Standing",

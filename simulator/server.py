@@ -102,6 +102,13 @@ class _Handler(BaseHTTPRequestHandler):
         if response.reset:
             self._reset()
             return
+        try:
+            self._send(response)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting (slow)
+            self.log_message('"%s" client went away', self.requestline)
+            self.close_connection = True
+
+    def _send(self, response: Response) -> None:
         self.send_response(response.status)
         if response.content_type:
             self.send_header("Content-Type", response.content_type)

@@ -155,12 +155,6 @@ def test_wechat_failure_is_502_and_retry_works(sim, follower, kind):
     assert follower.open(location).status_code == 303  # a refresh after the outage
 
 
-def test_wechat_timeout_is_502(sim, follower):
-    location = follower.tap(follower.link())
-    sim.fault("/sns/oauth2/access_token", "slow", seconds=7.0)
-    assert follower.open(location).status_code == 502
-
-
 def test_me_without_cookie_offers_a_link(bot, follower):
     answer = follower.me()
     assert answer.status_code == 200

@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from oauth import WeChatAPIError, WeChatOAuth, WeChatUnavailable
+from oauth import Deadline, WeChatAPIError, WeChatOAuth, WeChatUnavailable
 from oauth.urls import authorize_url
 from tests.conftest import APP_ID, APP_SECRET
 
@@ -146,6 +146,35 @@ def test_busy_is_typed(sim, client):
     with pytest.raises(WeChatAPIError) as caught:
         client.exchange_code("abc")
     assert caught.value.busy
+
+
+def test_busy_exchange_is_never_asked_again(sim, client):
+    sim.fault("/sns/oauth2/access_token", "busy", times=3)
+    with pytest.raises(WeChatAPIError):
+        client.exchange_code(code_for(sim, client))
+    assert sim.calls.paths().count("/sns/oauth2/access_token") == 1
+
+
+def test_busy_refresh_is_asked_again_until_it_answers(sim, client):
+    grant = client.exchange_code(code_for(sim, client))
+    sim.fault("/sns/oauth2/refresh_token", "busy", times=2)
+    assert client.refresh(grant.refresh_token).openid == grant.openid
+    assert sim.calls.paths().count("/sns/oauth2/refresh_token") == 3
+
+
+def test_no_call_once_the_deadline_has_passed(sim, client):
+    with pytest.raises(WeChatUnavailable) as caught:
+        client.userinfo("t", "o", deadline=Deadline(0))
+    assert "deadline" in str(caught.value)
+    assert sim.calls.paths() == []
+
+
+def test_busy_is_not_asked_again_past_the_deadline(sim, client):
+    sim.fault("/sns/auth", "busy", times=3)
+    with pytest.raises(WeChatAPIError) as caught:
+        client.check_token("t", "o", deadline=Deadline(0.3))  # no time for a pause and a call
+    assert caught.value.busy
+    assert sim.calls.paths() == ["/sns/auth"]
 
 
 def test_slow_answer_times_out(sim, client):

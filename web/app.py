@@ -11,7 +11,7 @@ import logging
 
 from bottle import Bottle, HTTPResponse, request, response
 
-from oauth import AuthorizationFailed, AuthorizeLinks, SignIn, Standing, TokenUpkeep
+from oauth import AuthorizationFailed, AuthorizeLinks, Deadline, SignIn, Standing, TokenUpkeep
 from storage import StorageError, Store
 from web import pages
 from web.cookies import NAME as COOKIE
@@ -43,7 +43,8 @@ def create_web_app(
     @app.get("/oauth/callback")
     def callback() -> HTTPResponse:
         try:
-            openid = sign_in.complete(request.query.get("code"), request.query.get("state"))
+            query = request.query
+            openid = sign_in.complete(query.get("code"), query.get("state"), Deadline())
         except AuthorizationFailed as exc:
             log.info("callback refused: %s", exc.reason)
             return html(*pages.failure(exc.reason, links.link()))
@@ -52,7 +53,7 @@ def create_web_app(
     @app.get("/me")
     def me() -> HTTPResponse:
         openid = cookies.openid(request.get_cookie(COOKIE))
-        visit = upkeep.visit(openid) if openid else None
+        visit = upkeep.visit(openid, Deadline()) if openid else None
         if visit is None:
             return html(200, pages.not_authorized(links.link()))
         if visit.standing is Standing.REAUTHORIZE:
