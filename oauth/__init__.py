@@ -8,7 +8,7 @@ from oauth.client import TokenGrant, WeChatOAuth
 from oauth.deadline import PAGE_DEADLINE, Deadline
 from oauth.errors import AuthorizationFailed, OAuthError, WeChatAPIError, WeChatUnavailable
 from oauth.links import AuthorizeLinks
-from oauth.sign_in import SignIn
+from oauth.sign_in import Browser, SignIn
 from oauth.state import StateSigner, derive_key
 from oauth.token_store import StateLedger, TokenStore
 from oauth.token_upkeep import Standing, TokenUpkeep, Visit
@@ -17,6 +17,7 @@ __all__ = [
     "PAGE_DEADLINE",
     "AuthorizationFailed",
     "AuthorizeLinks",
+    "Browser",
     "Deadline",
     "OAuthError",
     "SignIn",

@@ -33,9 +33,16 @@ class StateLedger(Protocol):
     """Single use of a state: claimed once, completed atomically with its follower."""
 
     def claim_state(
-        self, state: str, code_hash: str, expires_at: int, grace: int
+        self,
+        state: str,
+        code_hash: str,
+        expires_at: int,
+        grace: int,
+        signed_in: str | None = None,
     ) -> tuple[Claim, str | None]:
-        """Claim `state` for `code_hash`, or say what an earlier claim left (see Claim)."""
+        """Claim `state` for `code_hash` (a code bound to its client), or say what an
+        earlier claim left: DONE only for the same client, or one already signed in
+        as the follower it authorized, within `grace` seconds (see Claim)."""
 
     def release_state(self, state: str) -> None:
         """Forget an unfinished claim, so a retry may claim the state again."""

@@ -90,6 +90,7 @@ def test_replay_after_grace_is_refused(sim, bot, follower):
 def test_state_is_single_use_with_another_code(sim, follower):
     link = follower.link()
     assert follower.open(follower.tap(link)).status_code == 303
+    follower.browser.cookies.clear()  # not signed in (a signed-in follower lands on /me)
     second = follower.open(follower.tap(link))  # same state, a new code
     assert second.status_code == 400
     assert "已经用过" in second.text

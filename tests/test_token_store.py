@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 from oauth import StateLedger, TokenStore
-from storage import Store
+from storage import Claim, Store
 from tests.test_storage import _follower
 
 
@@ -34,3 +35,16 @@ def test_update_token_stores_tokens_and_leaves_the_profile(tmp_path):
     assert after.nickname == before.nickname and after.profile == before.profile
     store.update_token(replace(renewed, openid="o-unknown"))  # never creates a follower
     assert store.get_follower("o-unknown") is None
+
+
+def test_a_claim_is_done_only_for_its_client_or_the_follower_it_signed_in(tmp_path):
+    store = Store.from_url(f"sqlite:///{tmp_path / 'a.sqlite3'}")
+    state, expires = "s" * 64, int(time.time()) + 600
+    assert store.claim_state(state, "mine", expires, 120) == (Claim.NEW, None)
+    assert store.claim_state(state, "mine", expires, 120) == (Claim.IN_FLIGHT, None)
+    assert store.claim_state(state, "theirs", expires, 120, "o1") == (Claim.USED, None)
+    store.complete_authorization(state, _follower("o1"))
+    assert store.claim_state(state, "mine", expires, 120) == (Claim.DONE, "o1")
+    assert store.claim_state(state, "theirs", expires, 120) == (Claim.USED, None)
+    assert store.claim_state(state, "theirs", expires, 120, "o2") == (Claim.USED, None)
+    assert store.claim_state(state, "theirs", expires, 120, "o1") == (Claim.DONE, "o1")

@@ -11,7 +11,15 @@ import logging
 
 from bottle import Bottle, HTTPResponse, request, response
 
-from oauth import AuthorizationFailed, AuthorizeLinks, Deadline, SignIn, Standing, TokenUpkeep
+from oauth import (
+    AuthorizationFailed,
+    AuthorizeLinks,
+    Browser,
+    Deadline,
+    SignIn,
+    Standing,
+    TokenUpkeep,
+)
 from storage import StorageError, Store
 from web import pages
 from web.cookies import NAME as COOKIE
@@ -44,7 +52,9 @@ def create_web_app(
     def callback() -> HTTPResponse:
         try:
             query = request.query
-            openid = sign_in.complete(query.get("code"), query.get("state"), Deadline())
+            openid = sign_in.complete(
+                query.get("code"), query.get("state"), _browser(cookies), Deadline()
+            )
         except AuthorizationFailed as exc:
             log.info("callback refused: %s", exc.reason)
             return html(*pages.failure(exc.reason, links.link()))
@@ -70,6 +80,17 @@ def create_web_app(
     _install_error_pages(app)
     app.install(storage_guard)
     return app
+
+
+def _browser(cookies: CookieSigner) -> Browser:
+    """The client, as the callback tells clients apart: the raw User-Agent (never
+    decoded, so any bytes do), the peer's address (not X-Forwarded-For, which anyone
+    can send) and whom its sign-in cookie names."""
+    return Browser(
+        request.environ.get("HTTP_USER_AGENT", ""),
+        request.environ.get("REMOTE_ADDR", ""),
+        cookies.openid(request.get_cookie(COOKIE)),
+    )
 
 
 def _install_error_pages(app: Bottle) -> None:
