@@ -206,3 +206,26 @@ def test_forged_state_is_refused_even_when_signed_in(sim, bot, follower):
     assert answer.status_code == 400
     assert "无法识别" in answer.text
     assert "Set-Cookie" not in answer.headers
+
+
+# -- every page the follower's browser may keep or pass on --------------------------------
+
+
+def test_every_page_says_no_store_and_no_referrer(sim, bot, follower):
+    pages = [follower.me()]  # not signed in
+    location = follower.tap(follower.link())
+    pages.append(follower.open(location))  # 303 to /me
+    pages.append(follower.me())  # the profile
+    pages.append(stranger().get(location, allow_redirects=False, timeout=15))  # 400
+    pages.append(follower.open(f"{bot.url}/oauth/callback?code=abc&state={'0' * 64}"))  # forged
+    sim.fault(EXCHANGE, "busy")
+    pages.append(stranger().get(follower.tap(follower.link()), timeout=15))  # 502
+    pages.append(follower.open(bot.url + "/healthz"))
+    pages.append(follower.open(bot.url + "/nope"))  # 404
+    pages.append(follower.browser.post(bot.url + "/me", timeout=15))  # 405
+    pages.append(follower.open(bot.url + "/me/%ff%fe"))  # a path that is not UTF-8
+    statuses = [page.status_code for page in pages]
+    assert statuses == [200, 303, 200, 400, 400, 502, 200, 404, 405, 404]
+    for page in pages:
+        assert page.headers.get("Cache-Control") == "no-store", page.url
+        assert page.headers.get("Referrer-Policy") == "no-referrer", page.url

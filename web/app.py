@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterable
 
 from bottle import Bottle, HTTPResponse, request, response
 
@@ -27,24 +28,29 @@ from web.cookies import CookieSigner
 
 log = logging.getLogger(__name__)
 
-SECURITY_HEADERS = {
-    "Content-Type": "text/html; charset=utf-8",
+# On every response (pages, redirects, errors, JSON): URLs carry codes and states and
+# pages carry a follower's data, so nothing is cached and nothing leaks through Referer.
+EVERY_RESPONSE = {
     "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",  # keep code and state out of Referer
+}
+PAGE_HEADERS = {
+    "Content-Type": "text/html; charset=utf-8",
     "Content-Security-Policy": (
         "default-src 'none'; img-src https: http:; style-src 'unsafe-inline'"
     ),
 }
+WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 
 
 def html(status: int, body: str, **headers: str) -> HTTPResponse:
-    return HTTPResponse(body=body, status=status, headers={**SECURITY_HEADERS, **headers})
+    return HTTPResponse(body=body, status=status, headers={**PAGE_HEADERS, **headers})
 
 
 def create_web_app(
     links: AuthorizeLinks, sign_in: SignIn, upkeep: TokenUpkeep, cookies: CookieSigner, store: Store
-) -> Bottle:
+) -> WSGIApp:
     app = Bottle()
     app.config["catchall"] = True
 
@@ -79,7 +85,21 @@ def create_web_app(
 
     _install_error_pages(app)
     app.install(storage_guard)
-    return app
+    return with_every_response_headers(app)
+
+
+def with_every_response_headers(app: WSGIApp) -> WSGIApp:
+    """EVERY_RESPONSE's headers on whatever `app` answers, Bottle's own errors included."""
+
+    def wrapped(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        def start(status: str, headers: list[tuple[str, str]], exc_info=None):
+            present = {name.lower() for name, _ in headers}
+            missing = [(k, v) for k, v in EVERY_RESPONSE.items() if k.lower() not in present]
+            return start_response(status, [*headers, *missing], exc_info)
+
+        return app(environ, start)
+
+    return wrapped
 
 
 def _browser(cookies: CookieSigner) -> Browser:
@@ -96,7 +116,7 @@ def _browser(cookies: CookieSigner) -> Browser:
 def _install_error_pages(app: Bottle) -> None:
     def error_page(status: int, title: str, text: str):
         def render(_error) -> str:
-            for name, value in SECURITY_HEADERS.items():
+            for name, value in PAGE_HEADERS.items():
                 response.set_header(name, value)
             return pages.message(status, title, text)[1]
 
