@@ -56,11 +56,9 @@ def create_web_app(
 
     @app.get("/oauth/callback")
     def callback() -> HTTPResponse:
+        code, state = request.query.get("code"), request.query.get("state")
         try:
-            query = request.query
-            openid = sign_in.complete(
-                query.get("code"), query.get("state"), _browser(cookies), Deadline()
-            )
+            openid = sign_in.complete(code, state, _browser(cookies), Deadline())
         except AuthorizationFailed as exc:
             log.info("callback refused: %s", exc.reason)
             return html(*pages.failure(exc.reason, links.link()))
