@@ -17,7 +17,7 @@ from werobot.robot import BaseRoBot
 import cli
 import config as settings
 from handlers import Handlers
-from oauth import Authorizer, StateSigner, TokenLifecycle, WeChatOAuth, derive_key
+from oauth import AuthorizeLinks, SignIn, StateSigner, TokenUpkeep, WeChatOAuth, derive_key
 from storage import DeliveryLedger, Store, StoreSessionStorage
 from web.app import create_web_app
 from web.cookies import CookieSigner
@@ -35,16 +35,14 @@ class Bot:
         # storage
         self.store = Store.from_url(config.storage.url, base_dir=Path(config.source).parent)
         # OAuth
-        self.client = WeChatOAuth(w.app_id, w.app_secret, w.api_base, w.open_base)
+        self.client = WeChatOAuth(w.app_id, w.app_secret, w.api_base)
         signer = StateSigner(derive_key(w.app_secret, "state"), o.state_ttl)
-        self.authorizer = Authorizer(
-            self.client, self.store, signer, config.callback_url, o.scope, o.lang
-        )
+        self.links = AuthorizeLinks(w.open_base, w.app_id, config.callback_url, o.scope, signer)
         # robot: WeRoBot's handler registry, sessions in our store
         self.robot = robot = BaseRoBot(
             token=w.token, app_id=w.app_id, session_storage=StoreSessionStorage(self.store)
         )
-        Handlers(self.authorizer.link, o.link_text).register(robot)
+        Handlers(self.links.link, o.link_text).register(robot)
         # routes
         self.guard = RetryGuard(DeliveryLedger(self.store.engine))
         crypto = message_crypto(w.token, w.app_id, w.encoding_aes_key, w.previous_encoding_aes_key)
@@ -52,8 +50,9 @@ class Bot:
         cookies = CookieSigner(
             derive_key(w.app_secret, "cookie"), config.server.public_url.startswith("https")
         )
-        lifecycle = TokenLifecycle(self.client, self.store, o.lang)
-        self.pages = create_web_app(self.authorizer, lifecycle, cookies, self.store)
+        sign_in = SignIn(self.client, self.store, self.store, signer, o.lang)
+        upkeep = TokenUpkeep(self.client, self.store, o.lang)
+        self.pages = create_web_app(self.links, sign_in, upkeep, cookies, self.store)
         self.wechat_path = config.server.wechat_path
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:

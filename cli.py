@@ -17,7 +17,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 import config as settings
-from oauth import Authorizer
+from oauth import AuthorizeLinks
 from oauth.urls import SCOPES
 from serving import CannotListen, Server
 from storage import StorageError, Store
@@ -35,7 +35,7 @@ class App(Protocol):
     """What the commands use of bot.py's Bot: a WSGI app over one store."""
 
     store: Store
-    authorizer: Authorizer
+    links: AuthorizeLinks
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]: ...
 
@@ -177,7 +177,7 @@ def print_authorize_url(
     config: settings.Config, args: argparse.Namespace, make_app: AppFactory
 ) -> int:
     with closing(make_app(config)) as app:
-        print(app.authorizer.link(args.scope))
+        print(app.links.link(args.scope))
     return 0
 
 

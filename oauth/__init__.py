@@ -1,22 +1,32 @@
-"""WeChat web authorization (网页授权): the client, state, callback flow and token upkeep.
+"""WeChat web authorization (网页授权): the client, links, state, sign-in and token upkeep.
 
-Protocol code only; the web routes in `web/` are thin glue over it.
+Protocol code only: the web routes in `web/` are thin glue over it, and it reaches
+persistence only through the small interfaces in `oauth.token_store`.
 """
 
-from oauth.callback import Authorizer
 from oauth.client import TokenGrant, WeChatOAuth
+from oauth.deadline import PAGE_DEADLINE, Deadline
 from oauth.errors import AuthorizationFailed, OAuthError, WeChatAPIError, WeChatUnavailable
-from oauth.lifecycle import Standing, TokenLifecycle, Visit
+from oauth.links import AuthorizeLinks
+from oauth.sign_in import Browser, SignIn
 from oauth.state import StateSigner, derive_key
+from oauth.token_store import StateLedger, TokenStore
+from oauth.token_upkeep import Standing, TokenUpkeep, Visit
 
 __all__ = [
+    "PAGE_DEADLINE",
     "AuthorizationFailed",
-    "Authorizer",
+    "AuthorizeLinks",
+    "Browser",
+    "Deadline",
     "OAuthError",
+    "SignIn",
     "Standing",
+    "StateLedger",
     "StateSigner",
     "TokenGrant",
-    "TokenLifecycle",
+    "TokenStore",
+    "TokenUpkeep",
     "Visit",
     "WeChatAPIError",
     "WeChatOAuth",

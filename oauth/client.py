@@ -1,7 +1,9 @@
 """WeChat's four sns OAuth calls over one pooled `requests.Session`.
 
-Knows nothing of the web framework: callers hand in codes and tokens and get
-dataclasses or typed errors back.
+Knows nothing of the web framework: callers hand in codes and tokens (and the
+page's Deadline) and get dataclasses or typed errors back. Each call's timeout is
+capped by the deadline; a busy WeChat (errcode -1) is asked again after a short
+pause, within the deadline, except for the code exchange: a code is single use.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.util import Timeout
 
+from oauth.deadline import Deadline
 from oauth.errors import WeChatAPIError, WeChatUnavailable
-from oauth.urls import authorize_url
 
 CONNECT_TIMEOUT = 3.05
 READ_TIMEOUT = 5.0
 REFRESH_TOKEN_LIFETIME = 30 * 24 * 3600  # WeChat does not say it in the answer
+BUSY_PAUSES = (0.2, 0.5)  # before the 2nd and 3rd try of a call WeChat answered with -1
 
 
 @dataclass(frozen=True)
@@ -46,13 +50,11 @@ class WeChatOAuth:
         app_id: str,
         app_secret: str,
         api_base: str = "https://api.weixin.qq.com",
-        open_base: str = "https://open.weixin.qq.com",
         timeout: tuple[float, float] = (CONNECT_TIMEOUT, READ_TIMEOUT),
     ) -> None:
         self.app_id = app_id
         self._secret = app_secret
         self.api_base = api_base.rstrip("/")
-        self.open_base = open_base
         self.timeout = timeout
         self.session = requests.Session()
         self.session.mount("http://", HTTPAdapter(pool_maxsize=32))
@@ -61,12 +63,12 @@ class WeChatOAuth:
     def __repr__(self) -> str:  # never show the secret
         return f"WeChatOAuth(app_id={self.app_id!r}, api_base={self.api_base!r})"
 
-    def authorize_url(self, redirect_uri: str, scope: str, state: str) -> str:
-        return authorize_url(self.open_base, self.app_id, redirect_uri, scope, state)
-
-    def exchange_code(self, code: str) -> TokenGrant:
+    def exchange_code(self, code: str, deadline: Deadline | None = None) -> TokenGrant:
+        """Never retried: a code is single use, and WeChat may have spent it already."""
         data = self._get(
             "sns/oauth2/access_token",
+            deadline,
+            retry=False,
             appid=self.app_id,
             secret=self._secret,
             code=code,
@@ -74,30 +76,53 @@ class WeChatOAuth:
         )
         return _grant(data)
 
-    def refresh(self, refresh_token: str) -> TokenGrant:
+    def refresh(self, refresh_token: str, deadline: Deadline | None = None) -> TokenGrant:
         data = self._get(
             "sns/oauth2/refresh_token",
+            deadline,
             appid=self.app_id,
             grant_type="refresh_token",
             refresh_token=refresh_token,
         )
         return _grant(data)
 
-    def userinfo(self, access_token: str, openid: str, lang: str = "zh_CN") -> dict[str, Any]:
+    def userinfo(
+        self, access_token: str, openid: str, lang: str = "zh_CN", deadline: Deadline | None = None
+    ) -> dict[str, Any]:
         """The profile; needs a `snsapi_userinfo` grant (a base one gets 48001)."""
-        return self._get("sns/userinfo", access_token=access_token, openid=openid, lang=lang)
+        return self._get(
+            "sns/userinfo", deadline, access_token=access_token, openid=openid, lang=lang
+        )
 
-    def check_token(self, access_token: str, openid: str) -> None:
+    def check_token(self, access_token: str, openid: str, deadline: Deadline | None = None) -> None:
         """sns/auth: return if the token is valid, raise WeChatAPIError if not."""
-        self._get("sns/auth", access_token=access_token, openid=openid)
+        self._get("sns/auth", deadline, access_token=access_token, openid=openid)
 
     def close(self) -> None:
         self.session.close()
 
-    def _get(self, endpoint: str, **params: str) -> dict[str, Any]:
+    def _get(
+        self, endpoint: str, deadline: Deadline | None, retry: bool = True, **params: str
+    ) -> dict[str, Any]:
+        """One call, asked again after a pause while WeChat is busy and time allows."""
+        deadline = deadline or Deadline()
+        for pause in BUSY_PAUSES if retry else ():
+            try:
+                return self._once(endpoint, params, deadline)
+            except WeChatAPIError as exc:
+                if not exc.busy or not deadline.allows(pause):
+                    raise
+            time.sleep(pause)
+        return self._once(endpoint, params, deadline)
+
+    def _once(self, endpoint: str, params: dict[str, str], deadline: Deadline) -> dict[str, Any]:
+        if not deadline.allows():
+            raise WeChatUnavailable(f"{endpoint}: the page's deadline has passed")
+        left, (connect, read) = deadline.remaining(), self.timeout
+        timeout = Timeout(total=left, connect=min(connect, left), read=min(read, left))
         try:
             response = self.session.get(
-                f"{self.api_base}/{endpoint}", params=params, timeout=self.timeout
+                f"{self.api_base}/{endpoint}", params=params, timeout=timeout
             )
         except requests.Timeout:
             raise WeChatUnavailable(f"{endpoint}: timed out") from None

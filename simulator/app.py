@@ -41,7 +41,7 @@ from simulator.server import HTTPServerThread
 log = logging.getLogger("simulator")
 
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9]{3,32}")
-FAULT_KINDS = ("busy", "slow", "http_error", "garbage", "reset")
+FAULT_KINDS = ("busy", "slow", "http_error", "garbage", "html", "truncated", "reset")
 TICKET = re.compile(r'name="ticket" value="([^"]+)"')
 ERRCODE = re.compile(r'name="wechat-errcode" content="(-?\d+)"')
 Call = tuple[str, dict[str, Any]]

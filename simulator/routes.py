@@ -28,10 +28,16 @@ GATEWAY_PAGE = (
     b"</body>\r\n</html>\r\n"
 )
 GARBAGE = "<html><body>系统繁忙，请稍后再试</body></html>".encode()
+# What a captive portal or an interfering proxy hands back instead of the API's answer.
+PORTAL_PAGE = (
+    '<!DOCTYPE html><html><head><meta charset="utf-8"><title>网络认证</title></head>'
+    "<body><p>请登录后继续上网。</p></body></html>"
+).encode()
 FAULTS: dict[str, Callable[[], Response]] = {
     "busy": lambda: Response(200, error_body(-1), ERROR_TYPE),
     "http_error": lambda: Response(502, GATEWAY_PAGE, "text/html"),
     "garbage": lambda: Response(200, GARBAGE, JSON_TYPE),
+    "html": lambda: Response(200, PORTAL_PAGE, HTML_TYPE),
     "reset": lambda: Response(reset=True),
 }
 
@@ -117,8 +123,15 @@ class Router:
         fault = self.sim.take_fault(request.path)
         if fault and fault.kind == "slow":
             time.sleep(fault.seconds)
+        elif fault and fault.kind == "truncated":
+            # The request is served (a code is spent, a token renewed), the answer is lost mid-way.
+            answer = self._route(request)
+            return dataclasses.replace(answer, cut=len(answer.body) // 2)
         elif fault:
             return FAULTS[fault.kind]()
+        return self._route(request)
+
+    def _route(self, request: Request) -> Response:
         if request.path in self.wechat:
             return self._wechat(request)
         handler = self.control.get((request.method, request.path))

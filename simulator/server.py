@@ -61,13 +61,15 @@ class Request:
 
 @dataclass
 class Response:
-    """Exactly what goes on the wire; `reset` drops the connection with no answer."""
+    """Exactly what goes on the wire; `reset` drops the connection with no answer, `cut`
+    sends only that many bytes of the body (Content-Length still says all) and hangs up."""
 
     status: int = 200
     body: bytes = b""
     content_type: str | None = "text/plain"
     headers: list[tuple[str, str]] = field(default_factory=list)
     reset: bool = False
+    cut: int | None = None
 
 
 App = Callable[[Request], Response]
@@ -100,6 +102,13 @@ class _Handler(BaseHTTPRequestHandler):
         if response.reset:
             self._reset()
             return
+        try:
+            self._send(response)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting (slow)
+            self.log_message('"%s" client went away', self.requestline)
+            self.close_connection = True
+
+    def _send(self, response: Response) -> None:
         self.send_response(response.status)
         if response.content_type:
             self.send_header("Content-Type", response.content_type)
@@ -107,7 +116,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(response.body)))
         self.end_headers()
-        self.wfile.write(response.body)
+        if response.cut is None:
+            self.wfile.write(response.body)
+            return
+        self.wfile.write(response.body[: response.cut])
+        self.close_connection = True
 
     def _reset(self) -> None:
         """Close with RST and no status line, like a dropped upstream connection."""

@@ -57,9 +57,9 @@ class Claim(Enum):
     """What claiming a state found."""
 
     NEW = "new"  # first use: go ahead
-    DONE = "done"  # already completed with this same code (a double redirect)
+    DONE = "done"  # already completed for this client (a refresh, a double redirect)
     IN_FLIGHT = "in_flight"  # the same code is being exchanged right now
-    USED = "used"  # used with another code, or too long ago
+    USED = "used"  # used by another client or with another code, or too long ago
 
 
 def create_store_engine(url: str, base_dir: Path | None = None) -> Engine:
@@ -157,6 +157,22 @@ class Store:
         with self._write() as conn:
             self._upsert_follower(conn, follower)
 
+    def update_token(self, follower: Follower) -> None:
+        """Store the tokens (and scope) of a follower WeChat just refreshed; the rest
+        of the row stays as it is."""
+        with self._write() as conn:
+            conn.execute(
+                update(followers)
+                .where(followers.c.openid == follower.openid)
+                .values(
+                    scope=follower.scope,
+                    access_token=follower.access_token,
+                    access_expires_at=follower.access_expires_at,
+                    refresh_token=follower.refresh_token,
+                    updated_at=follower.updated_at,
+                )
+            )
+
     def mark_needs_reauth(self, openid: str) -> None:
         with self._write() as conn:
             conn.execute(
@@ -175,11 +191,19 @@ class Store:
     # -- OAuth states --------------------------------------------------------
 
     def claim_state(
-        self, state: str, code_hash: str, expires_at: int, grace: int
+        self,
+        state: str,
+        code_hash: str,
+        expires_at: int,
+        grace: int,
+        signed_in: str | None = None,
     ) -> tuple[Claim, str | None]:
         """Mark `state` used by `code_hash`, atomically; say what an earlier use left.
 
-        Returns the claim and, for DONE, the openid the first request authorized.
+        `code_hash` stands for the code and the client that sent it. An earlier use
+        is DONE for this request (with the openid it authorized) when it completed
+        within `grace` seconds and either had the same `code_hash`, or authorized the
+        follower this client is already `signed_in` as.
         """
         now = int(time.time())
         values = {"code_hash": code_hash, "claimed_at": now, "expires_at": expires_at}
@@ -197,11 +221,11 @@ class Store:
             if conn.execute(takeover).rowcount == 1:
                 return Claim.NEW, None
             row = conn.execute(select(oauth_states).where(oauth_states.c.state == state)).one()
-        if row.code_hash != code_hash:
-            return Claim.USED, None
+        same = row.code_hash == code_hash
         if row.completed_at is None:
-            return Claim.IN_FLIGHT, None
-        if now - row.completed_at <= grace:
+            return (Claim.IN_FLIGHT if same else Claim.USED), None
+        holder = signed_in is not None and row.openid == signed_in
+        if now - row.completed_at <= grace and (same or holder):
             return Claim.DONE, row.openid
         return Claim.USED, None
 

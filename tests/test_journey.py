@@ -90,6 +90,7 @@ def test_replay_after_grace_is_refused(sim, bot, follower):
 def test_state_is_single_use_with_another_code(sim, follower):
     link = follower.link()
     assert follower.open(follower.tap(link)).status_code == 303
+    follower.browser.cookies.clear()  # not signed in (a signed-in follower lands on /me)
     second = follower.open(follower.tap(link))  # same state, a new code
     assert second.status_code == 400
     assert "已经用过" in second.text
@@ -153,12 +154,6 @@ def test_wechat_failure_is_502_and_retry_works(sim, follower, kind):
     assert "微信" in failed.text
     assert "Traceback" not in failed.text
     assert follower.open(location).status_code == 303  # a refresh after the outage
-
-
-def test_wechat_timeout_is_502(sim, follower):
-    location = follower.tap(follower.link())
-    sim.fault("/sns/oauth2/access_token", "slow", seconds=7.0)
-    assert follower.open(location).status_code == 502
 
 
 def test_me_without_cookie_offers_a_link(bot, follower):

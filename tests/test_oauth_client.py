@@ -6,20 +6,20 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from oauth import WeChatAPIError, WeChatOAuth, WeChatUnavailable
+from oauth import Deadline, WeChatAPIError, WeChatOAuth, WeChatUnavailable
 from oauth.urls import authorize_url
 from tests.conftest import APP_ID, APP_SECRET
 
 
 @pytest.fixture
 def client(sim):
-    client = WeChatOAuth(APP_ID, APP_SECRET, api_base=sim.url, open_base=sim.url, timeout=(2, 2))
+    client = WeChatOAuth(APP_ID, APP_SECRET, api_base=sim.url, timeout=(2, 2))
     yield client
     client.close()
 
 
 def code_for(sim, client, scope="snsapi_userinfo", openid=None) -> str:
-    url = client.authorize_url("http://127.0.0.1:8888/oauth/callback", scope, "abc123")
+    url = authorize_url(sim.url, APP_ID, "http://127.0.0.1:8888/oauth/callback", scope, "abc123")
     location = sim.authorize(url, openid=openid).location
     return parse_qs(urlsplit(location).query)["code"][0]
 
@@ -39,8 +39,10 @@ def test_authorize_url_shape():
     )
 
 
-def test_simulator_accepts_our_authorize_url(sim, client):
-    url = client.authorize_url("http://127.0.0.1:8888/oauth/callback", "snsapi_base", "abc")
+def test_simulator_accepts_our_authorize_url(sim):
+    url = authorize_url(
+        sim.url, APP_ID, "http://127.0.0.1:8888/oauth/callback", "snsapi_base", "abc"
+    )
     result = sim.authorize(url)
     assert result.errcode is None
     assert result.location.startswith("http://127.0.0.1:8888/oauth/callback?code=")
@@ -144,6 +146,35 @@ def test_busy_is_typed(sim, client):
     with pytest.raises(WeChatAPIError) as caught:
         client.exchange_code("abc")
     assert caught.value.busy
+
+
+def test_busy_exchange_is_never_asked_again(sim, client):
+    sim.fault("/sns/oauth2/access_token", "busy", times=3)
+    with pytest.raises(WeChatAPIError):
+        client.exchange_code(code_for(sim, client))
+    assert sim.calls.paths().count("/sns/oauth2/access_token") == 1
+
+
+def test_busy_refresh_is_asked_again_until_it_answers(sim, client):
+    grant = client.exchange_code(code_for(sim, client))
+    sim.fault("/sns/oauth2/refresh_token", "busy", times=2)
+    assert client.refresh(grant.refresh_token).openid == grant.openid
+    assert sim.calls.paths().count("/sns/oauth2/refresh_token") == 3
+
+
+def test_no_call_once_the_deadline_has_passed(sim, client):
+    with pytest.raises(WeChatUnavailable) as caught:
+        client.userinfo("t", "o", deadline=Deadline(0))
+    assert "deadline" in str(caught.value)
+    assert sim.calls.paths() == []
+
+
+def test_busy_is_not_asked_again_past_the_deadline(sim, client):
+    sim.fault("/sns/auth", "busy", times=3)
+    with pytest.raises(WeChatAPIError) as caught:
+        client.check_token("t", "o", deadline=Deadline(0.3))  # no time for a pause and a call
+    assert caught.value.busy
+    assert sim.calls.paths() == ["/sns/auth"]
 
 
 def test_slow_answer_times_out(sim, client):

@@ -8,10 +8,19 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterable
 
 from bottle import Bottle, HTTPResponse, request, response
 
-from oauth import AuthorizationFailed, Authorizer, Standing, TokenLifecycle
+from oauth import (
+    AuthorizationFailed,
+    AuthorizeLinks,
+    Browser,
+    Deadline,
+    SignIn,
+    Standing,
+    TokenUpkeep,
+)
 from storage import StorageError, Store
 from web import pages
 from web.cookies import NAME as COOKIE
@@ -19,46 +28,52 @@ from web.cookies import CookieSigner
 
 log = logging.getLogger(__name__)
 
-SECURITY_HEADERS = {
-    "Content-Type": "text/html; charset=utf-8",
+# On every response (pages, redirects, errors, JSON): URLs carry codes and states and
+# pages carry a follower's data, so nothing is cached and nothing leaks through Referer.
+EVERY_RESPONSE = {
     "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",  # keep code and state out of Referer
+}
+PAGE_HEADERS = {
+    "Content-Type": "text/html; charset=utf-8",
     "Content-Security-Policy": (
         "default-src 'none'; img-src https: http:; style-src 'unsafe-inline'"
     ),
 }
+WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 
 
 def html(status: int, body: str, **headers: str) -> HTTPResponse:
-    return HTTPResponse(body=body, status=status, headers={**SECURITY_HEADERS, **headers})
+    return HTTPResponse(body=body, status=status, headers={**PAGE_HEADERS, **headers})
 
 
 def create_web_app(
-    authorizer: Authorizer, lifecycle: TokenLifecycle, cookies: CookieSigner, store: Store
-) -> Bottle:
+    links: AuthorizeLinks, sign_in: SignIn, upkeep: TokenUpkeep, cookies: CookieSigner, store: Store
+) -> WSGIApp:
     app = Bottle()
     app.config["catchall"] = True
 
     @app.get("/oauth/callback")
     def callback() -> HTTPResponse:
+        code, state = request.query.get("code"), request.query.get("state")
         try:
-            openid = authorizer.complete(request.query.get("code"), request.query.get("state"))
+            openid = sign_in.complete(code, state, _browser(cookies), Deadline())
         except AuthorizationFailed as exc:
             log.info("callback refused: %s", exc.reason)
-            return html(*pages.failure(exc.reason, authorizer.link()))
+            return html(*pages.failure(exc.reason, links.link()))
         return html(303, "", Location="/me", **{"Set-Cookie": cookies.header(openid)})
 
     @app.get("/me")
     def me() -> HTTPResponse:
         openid = cookies.openid(request.get_cookie(COOKIE))
-        visit = lifecycle.visit(openid) if openid else None
+        visit = upkeep.visit(openid, Deadline()) if openid else None
         if visit is None:
-            return html(200, pages.not_authorized(authorizer.link()))
+            return html(200, pages.not_authorized(links.link()))
         if visit.standing is Standing.REAUTHORIZE:
-            return html(200, pages.reauthorize(authorizer.link()))
+            return html(200, pages.reauthorize(links.link()))
         offline = visit.standing is Standing.OFFLINE
-        return html(200, pages.profile(visit.follower, offline, authorizer.link("snsapi_userinfo")))
+        return html(200, pages.profile(visit.follower, offline, links.link("snsapi_userinfo")))
 
     @app.get("/healthz")
     def healthz() -> HTTPResponse:
@@ -68,13 +83,38 @@ def create_web_app(
 
     _install_error_pages(app)
     app.install(storage_guard)
-    return app
+    return with_every_response_headers(app)
+
+
+def with_every_response_headers(app: WSGIApp) -> WSGIApp:
+    """EVERY_RESPONSE's headers on whatever `app` answers, Bottle's own errors included."""
+
+    def wrapped(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        def start(status: str, headers: list[tuple[str, str]], exc_info=None):
+            present = {name.lower() for name, _ in headers}
+            missing = [(k, v) for k, v in EVERY_RESPONSE.items() if k.lower() not in present]
+            return start_response(status, [*headers, *missing], exc_info)
+
+        return app(environ, start)
+
+    return wrapped
+
+
+def _browser(cookies: CookieSigner) -> Browser:
+    """The client, as the callback tells clients apart: the raw User-Agent (never
+    decoded, so any bytes do), the peer's address (not X-Forwarded-For, which anyone
+    can send) and whom its sign-in cookie names."""
+    return Browser(
+        request.environ.get("HTTP_USER_AGENT", ""),
+        request.environ.get("REMOTE_ADDR", ""),
+        cookies.openid(request.get_cookie(COOKIE)),
+    )
 
 
 def _install_error_pages(app: Bottle) -> None:
     def error_page(status: int, title: str, text: str):
         def render(_error) -> str:
-            for name, value in SECURITY_HEADERS.items():
+            for name, value in PAGE_HEADERS.items():
                 response.set_header(name, value)
             return pages.message(status, title, text)[1]
 
