@@ -76,10 +76,14 @@ MAX_RELOADS = 2  # a failure page is reloaded this often before its fresh link i
 MAX_TAPS = 5  # links tried before the follower gives up on this journey
 CLIENT_TIMEOUT = 30.0
 LISTEN_BACKLOG = 128
+TIMELINE_STEP = 10  # seconds
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
 OFFLINE = "暂时无法连接微信"  # /me's notice when WeChat did not answer
 TRACEBACK = "Traceback (most recent call last)"
+QUEUE_DEPTH = re.compile(r"Task queue depth is (\d+)")  # waitress, when all threads are busy
+CONNECTION_LIMIT = "reached the connection limit"  # waitress stops accepting connections
+LOG_FAILURES = ("tracebacks", "secrets or tokens")
 LINK = re.compile(r'href="([^"]*/connect/oauth2/authorize[^"]*)"')
 TITLE = re.compile(r"<h1>(.*?)</h1>", re.S)
 TOKEN_LIKE = re.compile(r"[A-Za-z0-9_-]{80,}")
@@ -255,6 +259,11 @@ class BotProcess:
         self.stop()
         raise SoakError(f"the bot did not answer /healthz within {STARTUP_TIMEOUT:g} s")
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU time the bot has used so far."""
+        stat = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return round((int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK"), 1)
+
     def stop(self) -> int | None:
         """SIGTERM, as a service manager would; the exit status, None if it had to be killed."""
         if self.process.poll() is None:
@@ -276,6 +285,7 @@ class Metrics:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.started = time.monotonic()
+        self.timeline: dict[int, Counter[str]] = defaultdict(Counter)
         self.statuses: Counter[str] = Counter()
         self.latency: dict[str, list[float]] = defaultdict(list)
         self.events: Counter[str] = Counter()
@@ -287,6 +297,11 @@ class Metrics:
         with self._lock:
             self.statuses[f"{kind} {status}"] += 1
             self.latency[kind].append(seconds)
+            self.timeline[self._step()]["requests"] += 1
+            self.timeline[self._step()]["over 5 s"] += seconds > 5
+
+    def _step(self) -> int:
+        return int((time.monotonic() - self.started) // TIMELINE_STEP)
 
     def count(self, event: str) -> None:
         with self._lock:
@@ -299,6 +314,7 @@ class Metrics:
     def fail(self, what: str, why: str) -> None:
         with self._lock:
             self.unexpected[f"{what}: {why}"] += 1
+            self.timeline[self._step()]["unexpected"] += 1
             if len(self.examples) < EXAMPLES:
                 offset = time.monotonic() - self.started
                 self.examples.append(
@@ -316,6 +332,10 @@ class Metrics:
                 "unexpected_errors": sum(self.unexpected.values()),
                 "unexpected": dict(self.unexpected),
                 "unexpected_examples": list(self.examples),
+                "timeline": [
+                    {"from_s": step * TIMELINE_STEP, **counts}
+                    for step, counts in sorted(self.timeline.items())
+                ],
             }
 
 
@@ -419,10 +439,11 @@ class Phone(threading.Thread):
         if answer["attempts"] > 1:
             self.soak.metrics.count("pushes WeChat retried (no answer within 5 s)")
         link = fresh_link((answer["reply"] or {}).get("Content", ""))
-        if answer["status"] != 200 or link is None:
-            why = answer.get("detail") or "the reply carries no authorize link"
-            self.soak.metrics.fail(f"push {answer['status']}", why)
-        return link
+        if answer["status"] == 200 and link:
+            return link
+        why = answer.get("detail") or "the reply carries no authorize link"
+        self.soak.metrics.fail(f"push {answer['status']}", why)
+        return None
 
     def tap(self, link: str, decision: str) -> str | None:
         """WeChat's authorize page; where it sends the browser."""
@@ -686,6 +707,8 @@ def scan_log(path: Path, hidden: Iterable[str]) -> dict[str, int]:
         "tracebacks": text.count(TRACEBACK),
         "ERROR lines": sum(" ERROR " in line for line in text.splitlines()),
         "secrets or tokens": sum(1 for secret in hidden if secret and secret in text),
+        "max task queue depth": max(map(int, QUEUE_DEPTH.findall(text)), default=0),
+        "connection limit reached": text.count(CONNECTION_LIMIT),
     }
 
 
@@ -721,6 +744,7 @@ def run(followers: int, seconds: float, faults: float, seed: int | None = None) 
     secret, token = secrets.token_hex(16), secrets.token_hex(8)
     report: dict[str, Any] = {"followers": followers, "fault_rate_per_s": faults, "seed": seed}
     report["load_average_1min"] = [os.getloadavg()[0]]
+    cpu = time.process_time()
     with (
         tempfile.TemporaryDirectory(prefix="soak-") as workdir,
         SoakSimulator(
@@ -737,6 +761,10 @@ def run(followers: int, seconds: float, faults: float, seed: int | None = None) 
             report.update(_drive(soak, phones, seconds, faults, rng))
             fresh = {phone.openid for phone in phones if phone.completed and phone.settle()}
             report["load_average_1min"].append(os.getloadavg()[0])
+            report["cpu_s"] = {
+                "bot": bot.cpu_seconds(),
+                "soak and simulator": round(time.process_time() - cpu, 1),
+            }
         finally:
             report["bot_exit_status"] = bot.stop()
         completed = {phone.openid: phone.nickname for phone in phones if phone.completed}
@@ -744,9 +772,9 @@ def run(followers: int, seconds: float, faults: float, seed: int | None = None) 
         report["stored"] = stored_rows(bot.database)
         hidden = {secret, token, *sim.calls.tokens, *stored_tokens(bot.database)}
         report["bot_log"] = scan_log(bot.log_path, hidden)
-    for problem, count in report["bot_log"].items():
-        if count and problem != "ERROR lines":
-            soak.metrics.fail("bot log", f"{count} {problem}")
+    for problem in LOG_FAILURES:
+        if report["bot_log"][problem]:
+            soak.metrics.fail("bot log", f"{report['bot_log'][problem]} {problem}")
     report.update(soak.metrics.summary(), lost_writes=len(report["lost"]))
     return report
 
@@ -801,6 +829,7 @@ def render(report: dict[str, Any]) -> str:
         f" faults {r['fault_rate_per_s']}/s, seed {r['seed']}"
         f" (load average {load} on {r['cpus']} CPUs)",
         f"journeys completed: {r['journeys_completed']}",
+        "CPU seconds: " + _pairs(r["cpu_s"]),
         "events: " + _pairs(r["events"]),
         "requests: " + _pairs(r["requests"]),
         "latency ms (p50 / p99 / max): "
@@ -812,6 +841,8 @@ def render(report: dict[str, Any]) -> str:
         "expected failures: " + _pairs(r["expected_failures"]),
         f"stored: {_pairs(r['stored'])}; bot log: {_pairs(r['bot_log'])}",
         f"bot stopped by SIGTERM: {_exit(r['bot_exit_status'])}",
+        f"requests per {TIMELINE_STEP} s: " + _steps(r["timeline"], "requests"),
+        f"answers slower than 5 s per {TIMELINE_STEP} s: " + _steps(r["timeline"], "over 5 s"),
         f"unexpected errors: {r['unexpected_errors']}",
         *(f"  {count} × {what}" for what, count in r["unexpected"].items()),
         *(f"  e.g. {example}" for example in r["unexpected_examples"][:5]),
@@ -825,6 +856,10 @@ def _pairs(counts: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
 
 
+def _steps(timeline: list[dict[str, int]], key: str) -> str:
+    return " ".join(str(step.get(key, 0)) for step in timeline)
+
+
 def _exit(status: int | None) -> str:
     if status is None:
         return f"still running after {STOP_TIMEOUT:g} s, killed"
@@ -835,12 +870,15 @@ def _exit(status: int | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bench.soak", description=__doc__.split("\n")[0]
+        prog="python -m bench.soak",
+        description="N followers run the whole journey against a bot process for T seconds "
+        "while the WeChat simulator fails now and then; exit status 1 on any unexpected "
+        "answer or lost write.",
     )
-    parser.add_argument("--followers", type=int, default=20, metavar="N")
-    parser.add_argument("--seconds", type=float, default=60.0, metavar="T")
+    parser.add_argument("--followers", type=int, default=20, metavar="N", help="default 20")
+    parser.add_argument("--seconds", type=float, default=60.0, metavar="T", help="default 60")
     parser.add_argument(
-        "--faults", type=float, default=2.0, metavar="RATE", help="faults per second (0: none)"
+        "--faults", type=float, default=2.0, metavar="RATE", help="faults per second (default 2)"
     )
     parser.add_argument("--seed", type=int, help="seed of the followers' and faults' choices")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the report here")
