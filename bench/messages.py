@@ -102,6 +102,15 @@ class Gunicorn:
         self.process.wait(timeout=30)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -140,10 +149,14 @@ def measure(name: str, args: argparse.Namespace, tmp: Path) -> dict:
     environ = ours_environ(tmp) if name == "ours" else {}
     server = Gunicorn(app, args.workers, args.threads, environ)
     try:
+        workers = server.workers()
+        cpu_before = sum(cpu_seconds(pid) for pid in workers)
         result = run_wrk(server.port, path, args.seconds, args.connections)
+        cpu = sum(cpu_seconds(pid) for pid in workers) - cpu_before
     finally:
         server.stop()
     result["rps"] = result["requests"] / result["seconds"]
+    result["cpu_us_per_request"] = cpu / max(result["requests"], 1) * 1e6
     result["peak_rss_mib"] = [round(kib / 1024, 1) for kib in server.peak.values()]
     return result
 
@@ -174,11 +187,15 @@ def main() -> None:
             for name, results in runs.items():
                 results.append(measure(name, args, Path(tmp)))
     results = {name: median_run(results) for name, results in runs.items()}
-    print(f"{'contender':<10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}  peak RSS MiB")
+    print(
+        f"{'contender':<10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
+        f"{'CPU µs/req':>10}  peak RSS MiB"
+    )
     for name, r in results.items():
         errors = r["socket_errors"] + r["bad_answers"]
         print(
-            f"{name:<10} {r['rps']:8.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {errors:7d}  "
+            f"{name:<10} {r['rps']:8.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {errors:7d} "
+            f"{r['cpu_us_per_request']:10.0f}  "
             f"{r['peak_rss_mib']}  (wrk CPU {r['wrk_cpu_share']:.0%}; runs {r['all_rps']})"
         )
     if "werobot" in results and "ours" in results:

@@ -7,6 +7,10 @@ per-statement machinery: one raw DBAPI connection per process in autocommit and
 one upsert per delivery. The first copy inserts the row; a later copy marks it
 `wanted`, and only then does the winner write its answer down (off the message
 path, in batches). Reads never block writers (WAL on SQLite, MVCC on PostgreSQL).
+
+The table is clustered on its key and has no index on time: a second index
+would double every claim's page writes. Old rows are swept instead, one slice of
+the key space at a time, so the write lock is only ever held briefly.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import contextlib
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine
@@ -24,13 +28,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from storage.store import StorageError
 
 T = TypeVar("T")
-CLEANUP_BATCH = 500  # rows per DELETE, so the write lock is held briefly
 BUSY_DEADLINE = 5.0  # seconds a write waits for SQLite's lock before it fails
+SLICES = 600  # the key space is swept in this many slices, one per call of sweep()
+_SLICE = 2**64 // SLICES
 
 
 def delivery_id(key: str) -> int:
-    """A signed 64-bit id for a delivery key: an integer primary key is the
-    cheapest index there is, and 2^64 leaves collisions out of reach."""
+    """A signed 64-bit id for a delivery key: an integer key is the cheapest
+    there is, and 2^64 leaves collisions out of reach."""
     digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
@@ -38,14 +43,14 @@ def delivery_id(key: str) -> int:
 def _statements(p: str) -> dict[str, str]:
     """The ledger's SQL with the driver's placeholder `p` (constants only: S608 is moot)."""
     return {
-        "claim": "INSERT INTO deliveries (id, expires_at, wanted) "  # noqa: S608
+        "claim": "INSERT INTO deliveries (id, claimed_at, wanted) "  # noqa: S608
         f"VALUES ({p}, {p}, FALSE) ON CONFLICT (id) DO UPDATE SET wanted = TRUE "
-        "RETURNING wanted, expires_at",
-        "wanted": "SELECT id FROM deliveries WHERE wanted AND id IN ({})",
+        "RETURNING wanted, claimed_at",
+        "wanted": f"SELECT id FROM deliveries WHERE wanted AND claimed_at >= {p}",  # noqa: S608
         "answer": f"SELECT answer FROM deliveries WHERE id = {p}",  # noqa: S608
         "save": f"UPDATE deliveries SET answer = {p} WHERE id = {p}",  # noqa: S608
-        "expire": "DELETE FROM deliveries WHERE id IN "  # noqa: S608
-        f"(SELECT id FROM deliveries WHERE expires_at < {p} LIMIT {CLEANUP_BATCH})",
+        "sweep": "DELETE FROM deliveries "  # noqa: S608
+        f"WHERE id BETWEEN {p} AND {p} AND claimed_at < {p}",
     }
 
 
@@ -56,36 +61,35 @@ class DeliveryLedger:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
-        self._placeholder = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-        self._sql = _statements(self._placeholder)
+        self._sql = _statements("?" if engine.dialect.paramstyle == "qmark" else "%s")
         self._conn: Any = None
         self._lock = threading.Lock()
 
-    def claim(self, key: str, expires_at: int) -> int | None:
+    def claim(self, key: str, now: int) -> int | None:
         """None for the first copy of `key` anywhere on this database. A later
-        copy marks the delivery as wanted and gets the first one's `expires_at`."""
+        copy marks the delivery wanted and gets the time the first one claimed it."""
 
         def upsert(cursor) -> int | None:
-            cursor.execute(self._sql["claim"], (delivery_id(key), expires_at))
-            wanted, first_expires_at = cursor.fetchone()
-            return first_expires_at if wanted else None
+            cursor.execute(self._sql["claim"], (delivery_id(key), now))
+            wanted, claimed_at = cursor.fetchone()
+            return claimed_at if wanted else None
 
         return self._run(upsert)
 
-    def wanted(self, keys: list[str]) -> list[str]:
-        """Those of `keys` whose answer a later copy is waiting for."""
+    def wanted(self, keys: list[str], since: int) -> list[str]:
+        """Those of `keys`, claimed at `since` or later, whose answer a later copy
+        waits for: one read of a partial index that holds only wanted rows."""
         if not keys:
             return []
-        ids = {delivery_id(key): key for key in keys}
-        query = self._sql["wanted"].format(", ".join([self._placeholder] * len(ids)))
 
-        def read(cursor) -> list[str]:
-            cursor.execute(query, tuple(ids))
-            return [ids[row[0]] for row in cursor.fetchall()]
+        def read(cursor) -> set[int]:
+            cursor.execute(self._sql["wanted"], (since,))
+            return {row[0] for row in cursor.fetchall()}
 
-        return self._run(read)
+        found = self._run(read)
+        return [key for key in keys if delivery_id(key) in found] if found else []
 
-    def save_answers(self, answers: Iterable[tuple[str, bytes]]) -> None:
+    def save_answers(self, answers: list[tuple[str, bytes]]) -> None:
         rows = [(answer, delivery_id(key)) for key, answer in answers]
         if rows:
             self._run(lambda c: c.executemany(self._sql["save"], rows))
@@ -100,9 +104,19 @@ class DeliveryLedger:
 
         return self._run(read)
 
-    def forget_expired(self, now: int) -> int:
-        """Delete up to CLEANUP_BATCH expired deliveries; return how many went."""
-        return self._run(lambda c: c.execute(self._sql["expire"], (now,)).rowcount)
+    def sweep(self, before: int, part: int) -> int:
+        """Delete the deliveries claimed before `before` in slice `part` (mod SLICES)
+        of the key space; calling it for every part in turn sweeps the whole table."""
+        low = -(2**63) + (part % SLICES) * _SLICE
+        high = 2**63 - 1 if part % SLICES == SLICES - 1 else low + _SLICE - 1
+        return self._run(lambda c: c.execute(self._sql["sweep"], (low, high, before)).rowcount)
+
+    def checkpoint(self) -> None:
+        """SQLite: fold the write-ahead log back into the database and restart it.
+        Under writes that never pause, SQLite's own checkpoints never finish and
+        the log grows without end; this one waits for no one and is retried later."""
+        if self._sqlite:
+            self._run(lambda c: c.execute("PRAGMA wal_checkpoint(RESTART)").fetchall())
 
     def close(self) -> None:
         with self._lock:

@@ -4,6 +4,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -46,14 +47,24 @@ oauth_states = Table(
 )
 
 # A row per delivery WeChat pushed (storage/deliveries.py): whoever inserts it
-# runs the handlers; a later copy sets `wanted`, and the answer is then saved for it.
+# runs the handlers; a later copy sets `wanted`, and the answer is then saved for
+# it. Clustered on `id` (no rowid) and with no index on time, so a claim writes
+# one page; old rows are swept slice by slice.
 deliveries = Table(
     "deliveries",
     metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=False),  # hash of the delivery key
-    Column("expires_at", Integer, nullable=False, index=True),
+    Column("claimed_at", BigInteger, nullable=False),
     Column("wanted", Boolean, nullable=False, default=False),
     Column("answer", LargeBinary),
+    sqlite_with_rowid=False,
+)
+# Only the rare rows a copy waits on: the flusher's one read per flush.
+Index(
+    "deliveries_wanted",
+    deliveries.c.claimed_at,
+    sqlite_where=deliveries.c.wanted,
+    postgresql_where=deliveries.c.wanted,
 )
 
 sessions = Table(

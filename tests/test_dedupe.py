@@ -18,9 +18,12 @@ import requests
 from sqlalchemy import text
 
 from storage import DeliveryLedger, Store
+from storage.deliveries import SLICES
 from tests.conftest import ROOT, TOKEN, free_port
 from tests.test_wire import signed_query, text_xml
 from wechat.dedupe import NO_REPLY, RETRY_WINDOW, WAIT_FOR_FIRST, RetryGuard
+
+SKEW = 300  # wechat.max_clock_skew
 
 
 def _ledger(url: str) -> DeliveryLedger:
@@ -30,7 +33,8 @@ def _ledger(url: str) -> DeliveryLedger:
 def _claim_all(url: str, keys: list[str], barrier, results) -> None:
     ledger = _ledger(url)
     barrier.wait()
-    results.put([key for key in keys if ledger.claim(key, int(time.time()) + 60) is None])
+    now = int(time.time())
+    results.put([key for key in keys if ledger.claim(key, now) is None])
 
 
 def test_each_delivery_is_claimed_once_among_processes(tmp_path):
@@ -53,26 +57,30 @@ def test_each_delivery_is_claimed_once_among_processes(tmp_path):
 def test_an_answer_saved_in_one_process_is_read_in_another(tmp_path):
     url = f"sqlite:///{tmp_path / 'answers.sqlite3'}"
     first, second = _ledger(url), _ledger(url)
-    expires_at = int(time.time()) + 60
-    assert first.claim("m:1", expires_at) is None
-    assert second.claim("m:1", expires_at + 5) == expires_at  # the first claim's
+    now = int(time.time())
+    assert first.claim("m:1", now) is None
+    first.claim("m:2", now)
+    assert second.claim("m:1", now + 5) == now  # when the first claimed it
     assert second.answer("m:1") is None  # claimed, not answered yet
+    assert first.wanted(["m:1", "m:2"], since=now) == ["m:1"]
     first.save_answers([("m:1", b"<xml>first</xml>")])
     assert second.answer("m:1") == b"<xml>first</xml>"
 
 
-def test_expired_deliveries_are_forgotten(tmp_path):
+def test_old_deliveries_are_swept_slice_by_slice(tmp_path):
     ledger = _ledger(f"sqlite:///{tmp_path / 'expiry.sqlite3'}")
     now = int(time.time())
-    ledger.claim("m:old", now - 1)
-    ledger.claim("m:new", now + 60)
-    assert ledger.forget_expired(now) == 1
-    assert ledger.claim("m:old", now + 60) is None  # forgotten: a new delivery may use it
-    assert ledger.claim("m:new", now + 60) == now + 60
+    old = [f"m:old{i}" for i in range(50)]
+    for key in old:
+        ledger.claim(key, now - 1000)
+    ledger.claim("m:new", now)
+    assert sum(ledger.sweep(before=now - 100, part=part) for part in range(SLICES)) == 50
+    assert all(ledger.claim(key, now) is None for key in old)  # forgotten: claimable again
+    assert ledger.claim("m:new", now) == now  # still remembered
 
 
 def test_copies_in_one_process_wait_for_the_first_answer(tmp_path):
-    guard = RetryGuard(_ledger(f"sqlite:///{tmp_path / 'threads.sqlite3'}"))
+    guard = RetryGuard(_ledger(f"sqlite:///{tmp_path / 'threads.sqlite3'}"), SKEW)
     runs = []
 
     def produce() -> bytes:
@@ -91,7 +99,10 @@ def test_copies_in_one_process_wait_for_the_first_answer(tmp_path):
 
 def test_a_copy_in_another_process_gets_the_slow_first_answer(tmp_path):
     url = f"sqlite:///{tmp_path / 'two.sqlite3'}"
-    first, second = RetryGuard(_ledger(url)), RetryGuard(_ledger(url))  # two workers' guards
+    first, second = (
+        RetryGuard(_ledger(url), SKEW),
+        RetryGuard(_ledger(url), SKEW),
+    )  # two workers' guards
     started = threading.Event()
 
     def slow() -> bytes:
@@ -113,7 +124,7 @@ def test_a_copy_in_another_process_gets_the_slow_first_answer(tmp_path):
 def test_a_database_failure_still_answers(tmp_path):
     url = f"sqlite:///{tmp_path / 'broken.sqlite3'}"
     store = Store.from_url(url)
-    guard = RetryGuard(DeliveryLedger(store.engine))
+    guard = RetryGuard(DeliveryLedger(store.engine), SKEW)
     with store.engine.begin() as conn:
         conn.execute(text("DROP TABLE deliveries"))
     try:
@@ -125,8 +136,8 @@ def test_a_database_failure_still_answers(tmp_path):
 
 def test_a_copy_gives_up_with_success_when_the_first_never_answers(tmp_path):
     url = f"sqlite:///{tmp_path / 'stuck.sqlite3'}"
-    guard = RetryGuard(_ledger(url))
-    _ledger(url).claim("m:9", int(time.time()) + guard.keep)  # a process that died mid-handler
+    guard = RetryGuard(_ledger(url), SKEW)
+    _ledger(url).claim("m:9", int(time.time()))  # a process that died mid-handler
     try:
         assert guard.run("m:9", lambda: b"<xml>twice</xml>") == NO_REPLY
     finally:
@@ -135,9 +146,9 @@ def test_a_copy_gives_up_with_success_when_the_first_never_answers(tmp_path):
 
 def test_a_replay_after_wechats_retries_gets_success_at_once(tmp_path):
     url = f"sqlite:///{tmp_path / 'replay.sqlite3'}"
-    guard = RetryGuard(_ledger(url))
+    guard = RetryGuard(_ledger(url), SKEW)
     claimed_at = int(time.time()) - RETRY_WINDOW - 1  # answered long ago, nobody wanted it
-    _ledger(url).claim("m:10", claimed_at + guard.keep)
+    _ledger(url).claim("m:10", claimed_at)
     started = time.monotonic()
     try:
         assert guard.run("m:10", lambda: b"<xml>twice</xml>") == NO_REPLY

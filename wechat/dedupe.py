@@ -25,11 +25,11 @@ from storage import DeliveryLedger, StorageError
 
 log = logging.getLogger(__name__)
 
-KEEP_SECONDS = 120  # well past WeChat's last retry (~15 s after the first try)
 RETRY_WINDOW = 16  # WeChat's three tries, 5 s apart: a copy older than this is a replay
 WAIT_FOR_FIRST = 4.5  # a copy waits this long for the first answer, under WeChat's 5 s
 POLL_EVERY = 0.05  # how often a copy in another process looks for the answer
 FLUSH_EVERY = 0.1  # wanted answers and clean-up reach the database this often
+CHECKPOINT_EVERY = 10  # flushes between two write-ahead-log checkpoints (SQLite)
 WARN_EVERY = 60.0
 NO_REPLY = b"success"
 
@@ -45,12 +45,16 @@ class _Slot:
 
 
 class RetryGuard:
-    def __init__(self, ledger: DeliveryLedger, keep: int = KEEP_SECONDS) -> None:
+    def __init__(self, ledger: DeliveryLedger, max_skew: int) -> None:
+        """`max_skew`: how far a push's timestamp may be from now. A delivery is
+        remembered while a copy of it can still carry a valid signature (up to
+        twice that, when the clocks disagree), or a replay would run again."""
         self.ledger = ledger
-        self.keep = keep
+        self.keep = 2 * max_skew + RETRY_WINDOW
+        self._flushes = 0
         self._slots: dict[str, _Slot] = {}
         self._produced: list[tuple[str, bytes]] = []  # since the last flush
-        self._previous: list[tuple[str, bytes]] = []  # of the flush before: still checked once
+        self._previous: list[tuple[str, bytes]] = []  # the flush before: checked once more
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._warned_at = -WARN_EVERY
@@ -58,7 +62,8 @@ class RetryGuard:
         self._flusher.start()
 
     def run(self, key: str, produce: Callable[[], bytes]) -> bytes:
-        """`produce()`'s answer for the first copy of `key`; the same for the others."""
+        """`produce()`'s answer for the first copy of the delivery `key`; the same
+        for the other copies."""
         with self._lock:
             slot = self._slots.get(key)
             first = slot is None
@@ -82,22 +87,22 @@ class RetryGuard:
 
     def _resolve(self, key: str, produce: Callable[[], bytes], deadline: float) -> bytes:
         now = int(time.time())
-        first_expires_at = self._claim(key, now + self.keep)
-        if first_expires_at is None:
+        claimed_at = self._claim(key, now)
+        if claimed_at is None:
             answer = produce()
             with self._lock:
                 self._produced.append((key, answer))
             return answer
-        fresh = first_expires_at - self.keep > now - RETRY_WINDOW
+        fresh = claimed_at > now - RETRY_WINDOW
         answer = self._answer_from_elsewhere(key, deadline) if fresh else NO_REPLY
         with self._lock:
             del self._slots[key]
         return answer
 
-    def _claim(self, key: str, expires_at: int) -> int | None:
-        """None when this copy is the first; else when the first one expires."""
+    def _claim(self, key: str, now: int) -> int | None:
+        """None when this copy is the first; else when the first one was claimed."""
         try:
-            return self.ledger.claim(key, expires_at)
+            return self.ledger.claim(key, now)
         except StorageError as exc:  # answer anyway; a duplicate is the lesser harm
             self._warn("deduplicating in this process only, the database failed: %s", exc)
             return None
@@ -119,7 +124,7 @@ class RetryGuard:
         self.flush()
 
     def flush(self) -> None:
-        """Save the recent answers another copy asked for; forget expired deliveries.
+        """Save the recent answers another copy asked for; sweep old deliveries.
 
         An answer is checked at two flushes, so a copy that marks it wanted just
         after the first check still gets it; then the process forgets it.
@@ -127,10 +132,14 @@ class RetryGuard:
         with self._lock:
             recent, retired = self._produced + self._previous, self._previous
             self._previous, self._produced = self._produced, []
+        now = int(time.time())
+        self._flushes += 1
         try:
-            wanted = set(self.ledger.wanted([key for key, _answer in recent]))
-            self.ledger.save_answers([pair for pair in recent if pair[0] in wanted])
-            self.ledger.forget_expired(int(time.time()))
+            wanted = set(self.ledger.wanted([key for key, _ in recent], since=now - RETRY_WINDOW))
+            self.ledger.save_answers([entry for entry in recent if entry[0] in wanted])
+            self.ledger.sweep(before=now - self.keep, part=int(time.time() / FLUSH_EVERY))
+            if self._flushes % CHECKPOINT_EVERY == 0:
+                self.ledger.checkpoint()
         except StorageError as exc:
             self._warn("could not hand answers to retried copies: %s", exc)
         with self._lock:

@@ -33,6 +33,7 @@ MESSAGE_TYPES = frozenset(
 # <xml><SendPicsInfo><PicList><item><PicMd5Sum> is WeChat's deepest: 4 below the root.
 MAX_DEPTH = 6
 MAX_DIGITS = 20  # a 64-bit MsgId
+TIME_DIGITS = 10  # CreateTime: Unix seconds
 
 
 def parse_fields(body: bytes) -> dict:
@@ -60,8 +61,8 @@ def to_message(fields: dict, raw: str):
     msg_type = fields["MsgType"]
     if msg_type not in MESSAGE_TYPES:
         raise MalformedMessage("MsgType is not one WeChat sends")
-    if not _is_number(fields["CreateTime"]):
-        raise MalformedMessage("CreateTime is not a number")
+    if not _is_number(fields["CreateTime"], TIME_DIGITS):
+        raise MalformedMessage("CreateTime is not a time in seconds")
     if msg_type == "event":
         if not (isinstance(fields.get("Event"), str) and fields["Event"]):
             raise MalformedMessage("event without Event")
@@ -74,10 +75,8 @@ def to_message(fields: dict, raw: str):
     return process_message({**fields, "raw": raw})
 
 
-def _is_number(value) -> bool:
-    return (
-        isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= MAX_DIGITS
-    )
+def _is_number(value, digits: int = MAX_DIGITS) -> bool:
+    return isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= digits
 
 
 def _children(element, depth: int) -> dict:
