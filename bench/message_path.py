@@ -19,13 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from werobot import WeRoBot
-
 import config as settings
+from bench.contenders import TOKEN, werobot_bare
 from bot import Bot
 from wechat.signature import sign
 
-TOKEN = "benchtoken"  # noqa: S105 - a benchmark token
 _ids = itertools.count(10**15)
 
 
@@ -66,16 +64,6 @@ def rate(app, path: str, seconds: float) -> float:
     return count / seconds
 
 
-def bare_werobot():
-    robot = WeRoBot(token=TOKEN, SESSION_STORAGE=False)
-
-    @robot.text
-    def hello(message):
-        return "你好"
-
-    return robot.wsgi
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=3.0)
@@ -86,7 +74,7 @@ def main() -> None:
         environ = {"BOT_WECHAT_TOKEN": TOKEN, "BOT_STORAGE_URL": f"sqlite:///{tmp}/bench.sqlite3"}
         ours = Bot(settings.load(empty, environ))
         try:
-            bare = rate(bare_werobot(), "/", seconds)
+            bare = rate(werobot_bare, "/", seconds)
             bot = rate(ours, "/wechat", seconds)
         finally:
             ours.close()

@@ -72,6 +72,7 @@ class Gunicorn:
         env = {**os.environ, **environ, "BENCH_TOKEN": TOKEN}
         self.process = subprocess.Popen(command, cwd=ROOT, env=env)  # noqa: S603
         self.peak: dict[int, int] = {}
+        self.timeline: list[int] = []  # the largest worker's RSS (KiB), once a second
         self._stop = threading.Event()
         self._wait_ready()
         self._sampler = threading.Thread(target=self._sample, daemon=True)
@@ -93,8 +94,10 @@ class Gunicorn:
 
     def _sample(self) -> None:
         while not self._stop.wait(1.0):
-            for pid in self.workers():
-                self.peak[pid] = max(self.peak.get(pid, 0), rss_kib(pid))
+            sizes = {pid: rss_kib(pid) for pid in self.workers()}
+            for pid, size in sizes.items():
+                self.peak[pid] = max(self.peak.get(pid, 0), size)
+            self.timeline.append(max(sizes.values(), default=0))
 
     def stop(self) -> None:
         self._stop.set()
@@ -158,6 +161,7 @@ def measure(name: str, args: argparse.Namespace, tmp: Path) -> dict:
     result["rps"] = result["requests"] / result["seconds"]
     result["cpu_us_per_request"] = cpu / max(result["requests"], 1) * 1e6
     result["peak_rss_mib"] = [round(kib / 1024, 1) for kib in server.peak.values()]
+    result["rss_mib_every_10s"] = [round(kib / 1024) for kib in server.timeline[::10]]
     return result
 
 
@@ -198,6 +202,8 @@ def main() -> None:
             f"{r['cpu_us_per_request']:10.0f}  "
             f"{r['peak_rss_mib']}  (wrk CPU {r['wrk_cpu_share']:.0%}; runs {r['all_rps']})"
         )
+    for name, r in results.items():
+        print(f"{name} RSS of the largest worker every 10 s (MiB): {r['rss_mib_every_10s']}")
     if "werobot" in results and "ours" in results:
         print(f"ours / werobot: {results['ours']['rps'] / results['werobot']['rps']:.2f}x")
 
