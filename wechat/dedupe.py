@@ -34,16 +34,6 @@ WARN_EVERY = 60.0
 NO_REPLY = b"success"
 
 
-class _Slot:
-    """A delivery this process resolved or is resolving; later copies wait on `done`."""
-
-    __slots__ = ("answer", "done")
-
-    def __init__(self) -> None:
-        self.answer: bytes | None = None
-        self.done = threading.Event()
-
-
 class RetryGuard:
     def __init__(self, ledger: DeliveryLedger, max_skew: int) -> None:
         """`max_skew`: how far a push's timestamp may be from now. A delivery is
@@ -52,10 +42,14 @@ class RetryGuard:
         self.ledger = ledger
         self.keep = 2 * max_skew + RETRY_WINDOW
         self._flushes = 0
-        self._slots: dict[str, _Slot] = {}
-        self._produced: list[tuple[str, bytes]] = []  # since the last flush
-        self._previous: list[tuple[str, bytes]] = []  # the flush before: checked once more
+        # Deliveries this process resolved lately or is resolving (answer None).
+        self._slots: dict[str, bytes | None] = {}
         self._lock = threading.Lock()
+        self._answered = threading.Condition(self._lock)
+        self._produced: list[tuple[str, bytes]] = []  # answers of this process, since the flush
+        self._previous: list[tuple[str, bytes]] = []  # those of the flush before: checked again
+        self._finished: list[str] = []  # slots finished since the last flush
+        self._retiring: list[str] = []  # finished before it: forgotten at the next flush
         self._stop = threading.Event()
         self._warned_at = -WARN_EVERY
         self._flusher = threading.Thread(target=self._flush_loop, name="dedupe-flush", daemon=True)
@@ -65,19 +59,21 @@ class RetryGuard:
         """`produce()`'s answer for the first copy of the delivery `key`; the same
         for the other copies."""
         with self._lock:
-            slot = self._slots.get(key)
-            first = slot is None
-            if first:
-                slot = self._slots[key] = _Slot()
-        if not first:
-            slot.done.wait(WAIT_FOR_FIRST)
-            return slot.answer or NO_REPLY
-        deadline = time.monotonic() + WAIT_FOR_FIRST
+            if key in self._slots:  # a copy in this process: wait for the first
+                self._answered.wait_for(lambda: self._slots.get(key) is not None, WAIT_FOR_FIRST)
+                return self._slots.get(key) or NO_REPLY
+            self._slots[key] = None
+        answer, produced = NO_REPLY, False
         try:
-            slot.answer = self._resolve(key, produce, deadline)
+            answer, produced = self._resolve(key, produce, time.monotonic() + WAIT_FOR_FIRST)
         finally:
-            slot.done.set()
-        return slot.answer
+            with self._lock:
+                self._slots[key] = answer
+                self._finished.append(key)
+                if produced:
+                    self._produced.append((key, answer))
+                self._answered.notify_all()
+        return answer
 
     def close(self) -> None:
         """Stop the flusher after a last flush (answers a copy may still want)."""
@@ -85,19 +81,17 @@ class RetryGuard:
         self._flusher.join(timeout=5)
         self.ledger.close()
 
-    def _resolve(self, key: str, produce: Callable[[], bytes], deadline: float) -> bytes:
+    def _resolve(
+        self, key: str, produce: Callable[[], bytes], deadline: float
+    ) -> tuple[bytes, bool]:
+        """The answer, and whether this copy produced it (else it came from elsewhere)."""
         now = int(time.time())
         claimed_at = self._claim(key, now)
         if claimed_at is None:
-            answer = produce()
-            with self._lock:
-                self._produced.append((key, answer))
-            return answer
-        fresh = claimed_at > now - RETRY_WINDOW
-        answer = self._answer_from_elsewhere(key, deadline) if fresh else NO_REPLY
-        with self._lock:
-            del self._slots[key]
-        return answer
+            return produce(), True
+        if claimed_at <= now - RETRY_WINDOW:
+            return NO_REPLY, False
+        return self._answer_from_elsewhere(key, deadline), False
 
     def _claim(self, key: str, now: int) -> int | None:
         """None when this copy is the first; else when the first one was claimed."""
@@ -130,8 +124,14 @@ class RetryGuard:
         after the first check still gets it; then the process forgets it.
         """
         with self._lock:
-            recent, retired = self._produced + self._previous, self._previous
-            self._previous, self._produced = self._produced, []
+            recent, self._previous, self._produced = (
+                self._produced + self._previous,
+                self._produced,
+                [],
+            )
+            for key in self._retiring:
+                del self._slots[key]
+            self._retiring, self._finished = self._finished, []
         now = int(time.time())
         self._flushes += 1
         try:
@@ -142,9 +142,6 @@ class RetryGuard:
                 self.ledger.checkpoint()
         except StorageError as exc:
             self._warn("could not hand answers to retried copies: %s", exc)
-        with self._lock:
-            for key, _answer in retired:
-                del self._slots[key]
 
     def _warn(self, text: str, *args: object) -> None:
         """At most one line a minute: an outage must not flood the log."""
