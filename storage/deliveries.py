@@ -20,6 +20,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine
@@ -31,6 +32,7 @@ T = TypeVar("T")
 BUSY_DEADLINE = 5.0  # seconds a write waits for SQLite's lock before it fails
 SLICES = 600  # the key space is swept in this many slices, one per call of sweep()
 _SLICE = 2**64 // SLICES
+WAL_LIMIT = 64 * 1024 * 1024  # bytes of SQLite write-ahead log before it is emptied
 
 
 def delivery_id(key: str) -> int:
@@ -111,12 +113,16 @@ class DeliveryLedger:
         high = 2**63 - 1 if part % SLICES == SLICES - 1 else low + _SLICE - 1
         return self._run(lambda c: c.execute(self._sql["sweep"], (low, high, before)).rowcount)
 
-    def checkpoint(self) -> None:
-        """SQLite: fold the write-ahead log back into the database and restart it.
-        Under writes that never pause, SQLite's own checkpoints never finish and
-        the log grows without end; this one waits for no one and is retried later."""
-        if self._sqlite:
-            self._run(lambda c: c.execute("PRAGMA wal_checkpoint(RESTART)").fetchall())
+    def checkpoint(self, limit: int = WAL_LIMIT) -> None:
+        """SQLite: empty the write-ahead log once it has outgrown `limit` bytes.
+
+        SQLite's own checkpoints keep it near 4 MB while writes pause now and then;
+        under writes that never pause they cannot finish and the log would grow
+        without end. A restart blocks writers while it copies, so it is kept for
+        that case; it waits for no one and is retried at the next call."""
+        wal = Path(f"{self._engine.url.database}-wal") if self._sqlite else None
+        if wal and wal.exists() and wal.stat().st_size > limit:
+            self._run(lambda c: c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall())
 
     def close(self) -> None:
         with self._lock:

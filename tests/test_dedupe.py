@@ -79,6 +79,20 @@ def test_old_deliveries_are_swept_slice_by_slice(tmp_path):
     assert ledger.claim("m:new", now) == now  # still remembered
 
 
+def test_an_overgrown_write_ahead_log_is_emptied(tmp_path):
+    path = tmp_path / "wal.sqlite3"
+    ledger = _ledger(f"sqlite:///{path}")
+    for i in range(100):
+        ledger.claim(f"m:{i}", int(time.time()))
+    wal = Path(f"{path}-wal")
+    assert wal.stat().st_size > 0
+    ledger.checkpoint(limit=wal.stat().st_size + 1)  # not outgrown yet
+    assert wal.stat().st_size > 0
+    ledger.checkpoint(limit=0)
+    assert wal.stat().st_size == 0
+    assert ledger.claim("m:1", int(time.time())) is not None  # nothing lost
+
+
 def test_copies_in_one_process_wait_for_the_first_answer(tmp_path):
     guard = RetryGuard(_ledger(f"sqlite:///{tmp_path / 'threads.sqlite3'}"), SKEW)
     runs = []
