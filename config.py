@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 import routes
-from oauth.urls import SCOPES
+from oauth.urls import SCOPES, USERINFO
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_PATH = ROOT / "config.toml"
@@ -72,7 +72,7 @@ class Server:
 
 @dataclass(frozen=True)
 class OAuth:
-    scope: str = "snsapi_userinfo"
+    scope: str = USERINFO
     lang: str = "zh_CN"
     state_ttl: int = 3600
     link_text: str = "单击这里体验OAuth授权"

@@ -75,7 +75,6 @@ P_EXPIRE = 0.2  # the access token expires before another look at /me
 MAX_RELOADS = 2  # a failure page is reloaded this often before its fresh link is taken
 MAX_TAPS = 5  # links tried before the follower gives up on this journey
 CLIENT_TIMEOUT = 30.0
-LISTEN_BACKLOG = 128
 TIMELINE_STEP = 10  # seconds
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
@@ -162,9 +161,6 @@ class SoakSimulator(Simulator):
     def start(self, host: str = "127.0.0.1", port: int = 0) -> SoakSimulator:
         super().start(host, port)
         server = self._server._server
-        # socketserver listens with a backlog of 5: past that, under a few dozen clients,
-        # connections wait for SYN retransmits or are reset, which WeChat does not do.
-        server.socket.listen(LISTEN_BACKLOG)
         # The bot hanging up on a slow answer (its read timeout) is not news here.
         server.handle_error = _quiet_on_hang_up(server.handle_error)
         return self

@@ -6,12 +6,13 @@ from dataclasses import replace
 from typing import Any
 
 from oauth.client import REFRESH_TOKEN_LIFETIME, TokenGrant
+from oauth.urls import USERINFO
 from storage import Follower
 
 
 def has_userinfo(scope: str) -> bool:
     """Whether a grant of this scope may call sns/userinfo (a base one gets 48001)."""
-    return "snsapi_userinfo" in scope.split(",")
+    return USERINFO in scope.split(",")
 
 
 def from_grant(grant: TokenGrant, known: Follower | None) -> Follower:

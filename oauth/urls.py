@@ -3,7 +3,9 @@
 from functools import lru_cache
 from urllib.parse import quote
 
-SCOPES = ("snsapi_base", "snsapi_userinfo")
+BASE = "snsapi_base"  # silent: the openid only
+USERINFO = "snsapi_userinfo"  # asks the follower: nickname and avatar too
+SCOPES = (BASE, USERINFO)
 
 
 def authorize_url(open_base: str, app_id: str, redirect_uri: str, scope: str, state: str) -> str:

@@ -134,6 +134,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver listens with a backlog of 5: a burst of a few dozen clients would
+    # wait for SYN retransmits or be reset, which WeChat's servers do not do.
+    request_queue_size = 128
 
     def __init__(self, host: str, port: int, app: App) -> None:
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 
 from bottle import Bottle, HTTPResponse, request, response
 
+import routes
 from oauth import (
     AuthorizationFailed,
     AuthorizeLinks,
@@ -21,6 +22,7 @@ from oauth import (
     Standing,
     TokenUpkeep,
 )
+from oauth.urls import USERINFO
 from storage import StorageError, Store
 from web import pages
 from web.cookies import NAME as COOKIE
@@ -54,7 +56,7 @@ def create_web_app(
     app = Bottle()
     app.config["catchall"] = True
 
-    @app.get("/oauth/callback")
+    @app.get(routes.CALLBACK)
     def callback() -> HTTPResponse:
         code, state = request.query.get("code"), request.query.get("state")
         try:
@@ -62,9 +64,9 @@ def create_web_app(
         except AuthorizationFailed as exc:
             log.info("callback refused: %s", exc.reason)
             return html(*pages.failure(exc.reason, links.link()))
-        return html(303, "", Location="/me", **{"Set-Cookie": cookies.header(openid)})
+        return html(303, "", Location=routes.ME, **{"Set-Cookie": cookies.header(openid)})
 
-    @app.get("/me")
+    @app.get(routes.ME)
     def me() -> HTTPResponse:
         openid = cookies.openid(request.get_cookie(COOKIE))
         visit = upkeep.visit(openid, Deadline()) if openid else None
@@ -73,9 +75,9 @@ def create_web_app(
         if visit.standing is Standing.REAUTHORIZE:
             return html(200, pages.reauthorize(links.link()))
         offline = visit.standing is Standing.OFFLINE
-        return html(200, pages.profile(visit.follower, offline, links.link("snsapi_userinfo")))
+        return html(200, pages.profile(visit.follower, offline, links.link(USERINFO)))
 
-    @app.get("/healthz")
+    @app.get(routes.HEALTH)
     def healthz() -> HTTPResponse:
         ok = store.ping()
         body = json.dumps({"status": "ok" if ok else "unavailable"})

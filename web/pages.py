@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from html import escape
 
+from oauth.urls import BASE, USERINFO
 from storage import Follower
 
 _LAYOUT = """<!doctype html>
@@ -63,8 +64,8 @@ FAILURES = {
     ),
 }
 SCOPE_NAMES = {
-    "snsapi_base": "静默授权（snsapi_base）",
-    "snsapi_userinfo": "用户信息授权（snsapi_userinfo）",
+    BASE: f"静默授权（{BASE}）",
+    USERINFO: f"用户信息授权（{USERINFO}）",
 }
 
 
@@ -113,7 +114,7 @@ def profile(follower: Follower, offline: bool, upgrade_link: str) -> str:
     if offline:
         parts.append('<p class="notice">暂时无法连接微信，下面是上次获取的资料。</p>')
     parts.append("<dl>" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows) + "</dl>")
-    if follower.scope == "snsapi_base":
+    if follower.scope == BASE:
         parts.append(_button(upgrade_link, "授权获取昵称和头像"))
     return page(f"{nickname} 的资料", "".join(parts))
 
