@@ -55,7 +55,9 @@ def parse_fields(body: bytes) -> dict:
 def to_message(fields: dict, raw: str):
     """A WeRoBot message object, once the fields WeChat always sends are there and
     make sense; `raw` becomes `message.raw`, as WeRoBot sets it."""
-    missing = [name for name in _REQUIRED if not isinstance(fields.get(name), str)]
+    missing = [
+        name for name in _REQUIRED if not (isinstance(fields.get(name), str) and fields[name])
+    ]
     if missing:
         raise MalformedMessage("missing " + ", ".join(missing))
     msg_type = fields["MsgType"]
