@@ -58,8 +58,8 @@ def create_web_app(
 
     @app.get(routes.CALLBACK)
     def callback() -> HTTPResponse:
-        code, state = request.query.get("code"), request.query.get("state")
         try:
+            code, state = _only("code"), _only("state")
             openid = sign_in.complete(code, state, _browser(cookies), Deadline())
         except AuthorizationFailed as exc:
             log.info("callback refused: %s", exc.reason)
@@ -100,6 +100,15 @@ def with_every_response_headers(app: WSGIApp) -> WSGIApp:
         return app(environ, start)
 
     return wrapped
+
+
+def _only(name: str) -> str | None:
+    """The callback's query parameter `name`, None when absent. WeChat never sends one
+    twice: a repeated one is a forged link, refused whichever copy a proxy would read."""
+    values = request.query.getall(name)
+    if len(values) > 1:
+        raise AuthorizationFailed("state_forged")
+    return values[0] if values else None
 
 
 def _browser(cookies: CookieSigner) -> Browser:

@@ -10,6 +10,7 @@ import time
 NAME = "oauthbot"
 MAX_AGE = 30 * 24 * 3600  # as long as a refresh_token lives
 _OPENID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_ISSUED = re.compile(r"[0-9]{1,12}")  # ASCII digits only: str.isdigit() also takes "²"
 
 
 class CookieSigner:
@@ -31,7 +32,7 @@ class CookieSigner:
     def openid(self, value: str | None, now: float | None = None) -> str | None:
         """The openid a cookie vouches for, or None if absent, forged or too old."""
         parts = (value or "").split(".")
-        if len(parts) != 3 or not _OPENID.fullmatch(parts[0]) or not parts[1].isdigit():
+        if len(parts) != 3 or not _OPENID.fullmatch(parts[0]) or not _ISSUED.fullmatch(parts[1]):
             return None
         if not hmac.compare_digest(parts[2], self._mac(f"{parts[0]}.{parts[1]}")):
             return None
