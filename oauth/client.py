@@ -9,6 +9,8 @@ pause, within the deadline, except for the code exchange: a code is single use.
 from __future__ import annotations
 
 import json
+import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +26,23 @@ CONNECT_TIMEOUT = 3.05
 READ_TIMEOUT = 5.0
 REFRESH_TOKEN_LIFETIME = 30 * 24 * 3600  # WeChat does not say it in the answer
 BUSY_PAUSES = (0.2, 0.5)  # before the 2nd and 3rd try of a call WeChat answered with -1
+# urllib3 logs every request line at DEBUG (and retries, redirects), query string and
+# all: a DEBUG log would hold the app secret, the tokens and the codes. Its loggers
+# that write URLs get a filter that masks them, whatever level the operator picks.
+URLLIB3_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.poolmanager")
+_SECRET_PARAMETERS = re.compile(r"(?<![\w])((?:secret|access_token|refresh_token|code)=)[^&\s'\"]+")
+
+
+class MaskSecrets(logging.Filter):
+    """Replaces the values of secret query parameters in a record's message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = _SECRET_PARAMETERS.sub(r"\1***", record.getMessage()), ()
+        return True
+
+
+for _name in URLLIB3_LOGGERS:
+    logging.getLogger(_name).addFilter(MaskSecrets())
 
 
 @dataclass(frozen=True)
