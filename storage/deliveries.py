@@ -67,40 +67,37 @@ class DeliveryLedger:
         self._conn: Any = None
         self._lock = threading.Lock()
 
-    def claim(self, key: str, now: int) -> int | None:
-        """None for the first copy of `key` anywhere on this database. A later
-        copy marks the delivery wanted and gets the time the first one claimed it."""
+    def claim(self, delivery: int, now: int) -> int | None:
+        """None for the first copy of `delivery` (a delivery_id) anywhere on this
+        database. A later copy marks it wanted and gets when the first claimed it."""
 
         def upsert(cursor) -> int | None:
-            cursor.execute(self._sql["claim"], (delivery_id(key), now))
+            cursor.execute(self._sql["claim"], (delivery, now))
             wanted, claimed_at = cursor.fetchone()
             return claimed_at if wanted else None
 
         return self._run(upsert)
 
-    def wanted(self, keys: list[str], since: int) -> list[str]:
-        """Those of `keys`, claimed at `since` or later, whose answer a later copy
-        waits for: one read of a partial index that holds only wanted rows."""
-        if not keys:
-            return []
+    def wanted(self, since: int) -> set[int]:
+        """The deliveries claimed at `since` or later whose answer a later copy
+        asked for: one read of a partial index that holds only wanted rows."""
 
         def read(cursor) -> set[int]:
             cursor.execute(self._sql["wanted"], (since,))
             return {row[0] for row in cursor.fetchall()}
 
-        found = self._run(read)
-        return [key for key in keys if delivery_id(key) in found] if found else []
+        return self._run(read)
 
-    def save_answers(self, answers: list[tuple[str, bytes]]) -> None:
-        rows = [(answer, delivery_id(key)) for key, answer in answers]
+    def save_answers(self, answers: list[tuple[int, bytes]]) -> None:
+        rows = [(answer, delivery) for delivery, answer in answers]
         if rows:
             self._run(lambda c: c.executemany(self._sql["save"], rows))
 
-    def answer(self, key: str) -> bytes | None:
+    def answer(self, delivery: int) -> bytes | None:
         """The winner's saved answer, or None while there is none (yet)."""
 
         def read(cursor) -> bytes | None:
-            cursor.execute(self._sql["answer"], (delivery_id(key),))
+            cursor.execute(self._sql["answer"], (delivery,))
             row = cursor.fetchone()
             return bytes(row[0]) if row and row[0] is not None else None
 

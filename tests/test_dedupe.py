@@ -18,7 +18,7 @@ import requests
 from sqlalchemy import text
 
 from storage import DeliveryLedger, Store
-from storage.deliveries import SLICES
+from storage.deliveries import SLICES, delivery_id
 from tests.conftest import ROOT, TOKEN, free_port
 from tests.test_wire import signed_query, text_xml
 from wechat.dedupe import NO_REPLY, RETRY_WINDOW, WAIT_FOR_FIRST, RetryGuard
@@ -34,7 +34,7 @@ def _claim_all(url: str, keys: list[str], barrier, results) -> None:
     ledger = _ledger(url)
     barrier.wait()
     now = int(time.time())
-    results.put([key for key in keys if ledger.claim(key, now) is None])
+    results.put([key for key in keys if ledger.claim(delivery_id(key), now) is None])
 
 
 def test_each_delivery_is_claimed_once_among_processes(tmp_path):
@@ -58,39 +58,40 @@ def test_an_answer_saved_in_one_process_is_read_in_another(tmp_path):
     url = f"sqlite:///{tmp_path / 'answers.sqlite3'}"
     first, second = _ledger(url), _ledger(url)
     now = int(time.time())
-    assert first.claim("m:1", now) is None
-    first.claim("m:2", now)
-    assert second.claim("m:1", now + 5) == now  # when the first claimed it
-    assert second.answer("m:1") is None  # claimed, not answered yet
-    assert first.wanted(["m:1", "m:2"], since=now) == ["m:1"]
-    first.save_answers([("m:1", b"<xml>first</xml>")])
-    assert second.answer("m:1") == b"<xml>first</xml>"
+    assert first.claim(1, now) is None
+    first.claim(2, now)
+    assert second.claim(1, now + 5) == now  # when the first claimed it
+    assert second.answer(1) is None  # claimed, not answered yet
+    assert first.wanted(since=now) == {1}
+    assert first.wanted(since=now + 1) == set()
+    first.save_answers([(1, b"<xml>first</xml>")])
+    assert second.answer(1) == b"<xml>first</xml>"
 
 
 def test_old_deliveries_are_swept_slice_by_slice(tmp_path):
     ledger = _ledger(f"sqlite:///{tmp_path / 'expiry.sqlite3'}")
     now = int(time.time())
-    old = [f"m:old{i}" for i in range(50)]
-    for key in old:
-        ledger.claim(key, now - 1000)
-    ledger.claim("m:new", now)
+    old = [delivery_id(f"m:old{i}") for i in range(50)]
+    for delivery in old:
+        ledger.claim(delivery, now - 1000)
+    ledger.claim(-1, now)
     assert sum(ledger.sweep(before=now - 100, part=part) for part in range(SLICES)) == 50
-    assert all(ledger.claim(key, now) is None for key in old)  # forgotten: claimable again
-    assert ledger.claim("m:new", now) == now  # still remembered
+    assert all(ledger.claim(delivery, now) is None for delivery in old)  # claimable again
+    assert ledger.claim(-1, now) == now  # still remembered
 
 
 def test_an_overgrown_write_ahead_log_is_emptied(tmp_path):
     path = tmp_path / "wal.sqlite3"
     ledger = _ledger(f"sqlite:///{path}")
     for i in range(100):
-        ledger.claim(f"m:{i}", int(time.time()))
+        ledger.claim(i, int(time.time()))
     wal = Path(f"{path}-wal")
     assert wal.stat().st_size > 0
     ledger.checkpoint(limit=wal.stat().st_size + 1)  # not outgrown yet
     assert wal.stat().st_size > 0
     ledger.checkpoint(limit=0)
     assert wal.stat().st_size == 0
-    assert ledger.claim("m:1", int(time.time())) is not None  # nothing lost
+    assert ledger.claim(1, int(time.time())) is not None  # nothing lost
 
 
 def test_copies_in_one_process_wait_for_the_first_answer(tmp_path):
@@ -135,6 +136,29 @@ def test_a_copy_in_another_process_gets_the_slow_first_answer(tmp_path):
         second.close()
 
 
+def test_a_later_copy_in_another_process_gets_the_answer(tmp_path):
+    url = f"sqlite:///{tmp_path / 'later.sqlite3'}"
+    first, second = RetryGuard(_ledger(url), SKEW), RetryGuard(_ledger(url), SKEW)
+    try:
+        answer = first.run("m:6", lambda: b"<xml>answered a while ago</xml>")
+        time.sleep(1.0)  # many flushes later: WeChat's retry after its connection broke
+        assert second.run("m:6", lambda: b"<xml>second run</xml>") == answer
+    finally:
+        first.close()
+        second.close()
+
+
+def test_recent_answers_are_kept_within_a_byte_budget(tmp_path):
+    url = f"sqlite:///{tmp_path / 'budget.sqlite3'}"
+    forgetful = RetryGuard(_ledger(url), SKEW, memory=0)  # keeps no answer at all
+    try:
+        forgetful.run("m:11", lambda: b"<xml>first</xml>")
+        # the answer left memory unsaved: a later copy cannot get it, and runs nothing
+        assert forgetful.run("m:11", lambda: b"<xml>second run</xml>") == NO_REPLY
+    finally:
+        forgetful.close()
+
+
 def test_a_database_failure_still_answers(tmp_path):
     url = f"sqlite:///{tmp_path / 'broken.sqlite3'}"
     store = Store.from_url(url)
@@ -151,7 +175,7 @@ def test_a_database_failure_still_answers(tmp_path):
 def test_a_copy_gives_up_with_success_when_the_first_never_answers(tmp_path):
     url = f"sqlite:///{tmp_path / 'stuck.sqlite3'}"
     guard = RetryGuard(_ledger(url), SKEW)
-    _ledger(url).claim("m:9", int(time.time()))  # a process that died mid-handler
+    _ledger(url).claim(delivery_id("m:9"), int(time.time()))  # died mid-handler
     try:
         assert guard.run("m:9", lambda: b"<xml>twice</xml>") == NO_REPLY
     finally:
@@ -162,7 +186,7 @@ def test_a_replay_after_wechats_retries_gets_success_at_once(tmp_path):
     url = f"sqlite:///{tmp_path / 'replay.sqlite3'}"
     guard = RetryGuard(_ledger(url), SKEW)
     claimed_at = int(time.time()) - RETRY_WINDOW - 1  # answered long ago, nobody wanted it
-    _ledger(url).claim("m:10", claimed_at)
+    _ledger(url).claim(delivery_id("m:10"), claimed_at)
     started = time.monotonic()
     try:
         assert guard.run("m:10", lambda: b"<xml>twice</xml>") == NO_REPLY
