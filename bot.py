@@ -44,7 +44,7 @@ class Bot:
         )
         Handlers(self.links.link, o.link_text).register(robot)
         # routes
-        self.guard = RetryGuard(DeliveryLedger(self.store.engine), w.max_clock_skew)
+        self.guard = RetryGuard(DeliveryLedger.beside(self.store.engine), w.max_clock_skew)
         crypto = message_crypto(w.token, w.app_id, w.encoding_aes_key, w.previous_encoding_aes_key)
         self.messages = MessageServer(robot, w.token, w.max_clock_skew, self.guard, crypto=crypto)
         cookies = CookieSigner(

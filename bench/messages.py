@@ -61,13 +61,18 @@ def ours_environ(tmp: Path) -> dict[str, str]:
 
 
 class Gunicorn:
-    def __init__(self, app: str, workers: int, threads: int, environ: dict[str, str]) -> None:
+    def __init__(
+        self, app: str, workers: int, threads: int, connections: int, environ: dict[str, str]
+    ) -> None:
         self.port = free_port()
         command = [
             sys.executable, "-m", "gunicorn", app,
             "--bind", f"127.0.0.1:{self.port}",
             "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads),
             "--log-level", "warning", "--keep-alive", "5", "--no-control-socket",
+            # Workers race for connections and, with keep-alive, one can win nearly all
+            # of them: capping each at its share keeps both working.
+            "--worker-connections", str(-(-connections // workers)),
         ]  # fmt: skip
         env = {**os.environ, **environ, "BENCH_TOKEN": TOKEN}
         self.process = subprocess.Popen(command, cwd=ROOT, env=env)  # noqa: S603
@@ -150,16 +155,21 @@ def measure(name: str, args: argparse.Namespace, tmp: Path) -> dict:
     app, path = CONTENDERS[name]
     tmp = Path(tempfile.mkdtemp(dir=tmp))  # a database of its own for every run
     environ = ours_environ(tmp) if name == "ours" else {}
-    server = Gunicorn(app, args.workers, args.threads, environ)
+    server = Gunicorn(app, args.workers, args.threads, args.connections, environ)
     try:
         workers = server.workers()
-        cpu_before = sum(cpu_seconds(pid) for pid in workers)
+        cpu_before = [cpu_seconds(pid) for pid in workers]
         result = run_wrk(server.port, path, args.seconds, args.connections)
-        cpu = sum(cpu_seconds(pid) for pid in workers) - cpu_before
+        per_worker = [
+            cpu_seconds(pid) - before for pid, before in zip(workers, cpu_before, strict=True)
+        ]
+        cpu = sum(per_worker)
     finally:
         server.stop()
     result["rps"] = result["requests"] / result["seconds"]
     result["cpu_us_per_request"] = cpu / max(result["requests"], 1) * 1e6
+    # gunicorn's workers race for connections; with keep-alive one may win most of them
+    result["busiest_worker_cpu_share"] = max(per_worker) / cpu if cpu else 0.0
     result["peak_rss_mib"] = [round(kib / 1024, 1) for kib in server.peak.values()]
     result["rss_mib_every_10s"] = [round(kib / 1024) for kib in server.timeline[::10]]
     return result
@@ -171,6 +181,7 @@ def median_run(results: list[dict]) -> dict:
     chosen = dict(ordered[len(ordered) // 2])
     chosen["peak_rss_mib"] = max((r["peak_rss_mib"] for r in results), key=max)
     chosen["all_rps"] = [round(r["rps"]) for r in results]
+    chosen["all_busiest_share"] = [round(r["busiest_worker_cpu_share"], 2) for r in results]
     return chosen
 
 
@@ -200,7 +211,8 @@ def main() -> None:
         print(
             f"{name:<10} {r['rps']:8.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {errors:7d} "
             f"{r['cpu_us_per_request']:10.0f}  "
-            f"{r['peak_rss_mib']}  (wrk CPU {r['wrk_cpu_share']:.0%}; runs {r['all_rps']})"
+            f"{r['peak_rss_mib']}  (wrk CPU {r['wrk_cpu_share']:.0%}; runs {r['all_rps']}, "
+            f"busiest worker's CPU share {r['all_busiest_share']})"
         )
     for name, r in results.items():
         print(f"{name} RSS of the largest worker every 10 s (MiB): {r['rss_mib_every_10s']}")

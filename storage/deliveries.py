@@ -11,12 +11,19 @@ path, in batches). Reads never block writers (WAL on SQLite, MVCC on PostgreSQL)
 The table is clustered on its key and has no index on time: a second index
 would double every claim's page writes. Old rows are swept instead, one slice of
 the key space at a time, so the write lock is only ever held briefly.
+
+Its rows matter for minutes, not forever, so it trades durability for speed.
+With SQLite it lives in a file of its own beside the store's (`bot.sqlite3` →
+`bot.deliveries.sqlite3`) written without fsync, which the store's followers and
+tokens never share; an unreadable ledger file is replaced at start. With
+PostgreSQL it is a table of the same database, committed asynchronously.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -26,8 +33,10 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from storage.store import StorageError
+from storage.schema import ledger_metadata
+from storage.store import StorageError, create_store_engine
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 BUSY_DEADLINE = 5.0  # seconds a write waits for SQLite's lock before it fails
 SLICES = 600  # the key space is swept in this many slices, one per call of sweep()
@@ -46,8 +55,8 @@ def _statements(p: str) -> dict[str, str]:
     """The ledger's SQL with the driver's placeholder `p` (constants only: S608 is moot)."""
     return {
         "claim": "INSERT INTO deliveries (id, claimed_at, wanted) "  # noqa: S608
-        f"VALUES ({p}, {p}, FALSE) ON CONFLICT (id) DO UPDATE SET wanted = TRUE "
-        "RETURNING wanted, claimed_at",
+        f"VALUES ({p}, {p}, FALSE) ON CONFLICT (id) DO NOTHING",
+        "want": f"UPDATE deliveries SET wanted = TRUE WHERE id = {p} RETURNING claimed_at",  # noqa: S608
         "wanted": f"SELECT id FROM deliveries WHERE wanted AND claimed_at >= {p}",  # noqa: S608
         "answer": f"SELECT answer FROM deliveries WHERE id = {p}",  # noqa: S608
         "save": f"UPDATE deliveries SET answer = {p} WHERE id = {p}",  # noqa: S608
@@ -60,7 +69,28 @@ class DeliveryLedger:
     """`claim` decides which copy of a delivery runs the handlers; `wanted` and
     `save_answers` hand the winner's answer to the copies that asked for it."""
 
+    @classmethod
+    def beside(cls, store_engine: Engine) -> DeliveryLedger:
+        """The ledger for a store: a SQLite file of its own, or the same PostgreSQL."""
+        if store_engine.dialect.name != "sqlite":
+            return cls(store_engine)
+        path = Path(store_engine.url.database)
+        ledger_path = path.with_name(f"{path.stem}.deliveries{path.suffix or '.sqlite3'}")
+        try:
+            return cls(create_store_engine(f"sqlite:///{ledger_path}"))
+        except StorageError as exc:  # not a database any more (a crash without fsync)
+            log.warning("replacing the unreadable delivery ledger %s: %s", ledger_path, exc)
+            for leftover in (ledger_path, Path(f"{ledger_path}-wal"), Path(f"{ledger_path}-shm")):
+                leftover.unlink(missing_ok=True)
+            return cls(create_store_engine(f"sqlite:///{ledger_path}"))
+
     def __init__(self, engine: Engine) -> None:
+        try:
+            with engine.begin() as conn:
+                ledger_metadata.create_all(conn)
+        except SQLAlchemyError as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else ""
+            raise StorageError(f"delivery ledger: {type(exc).__name__}: {reason}") from None
         self._engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
         self._sql = _statements("?" if engine.dialect.paramstyle == "qmark" else "%s")
@@ -71,12 +101,15 @@ class DeliveryLedger:
         """None for the first copy of `delivery` (a delivery_id) anywhere on this
         database. A later copy marks it wanted and gets when the first claimed it."""
 
-        def upsert(cursor) -> int | None:
+        def insert(cursor) -> int | None:
             cursor.execute(self._sql["claim"], (delivery, now))
-            wanted, claimed_at = cursor.fetchone()
-            return claimed_at if wanted else None
+            if cursor.rowcount == 1:  # the common case: one statement, one step
+                return None
+            cursor.execute(self._sql["want"], (delivery,))
+            row = cursor.fetchone()
+            return row[0] if row else 0  # swept in between: claimed long ago
 
-        return self._run(upsert)
+        return self._run(insert)
 
     def wanted(self, since: int) -> set[int]:
         """The deliveries claimed at `since` or later whose answer a later copy
@@ -124,6 +157,8 @@ class DeliveryLedger:
     def close(self) -> None:
         with self._lock:
             self._drop()
+        if self._sqlite:
+            self._engine.dispose()  # the ledger's own engine
 
     def _run(self, work: Callable[[Any], T]) -> T:
         deadline = time.monotonic() + BUSY_DEADLINE
@@ -160,10 +195,13 @@ class DeliveryLedger:
     def _connection(self) -> Any:
         if self._conn is None:
             self._conn = self._engine.raw_connection()
-            if self._sqlite:  # fail fast when locked: _run retries with finer pauses
-                self._conn.driver_connection.execute("PRAGMA busy_timeout = 0")
+            driver = self._conn.driver_connection
+            if self._sqlite:
+                driver.execute("PRAGMA busy_timeout = 0")  # _run retries with finer pauses
+                driver.execute("PRAGMA synchronous = OFF")  # a file of its own: see above
             else:
-                self._conn.driver_connection.autocommit = True
+                driver.autocommit = True
+                driver.execute("SET synchronous_commit = off")
         return self._conn
 
     def _drop(self) -> None:

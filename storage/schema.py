@@ -46,13 +46,17 @@ oauth_states = Table(
     Column("completed_at", Integer),
 )
 
-# A row per delivery WeChat pushed (storage/deliveries.py): whoever inserts it
+# The delivery ledger's table lives apart (storage/deliveries.py): with SQLite, in
+# a file of its own, written without fsync; with PostgreSQL, in the same database.
+ledger_metadata = MetaData()
+
+# A row per delivery WeChat pushed: whoever inserts it
 # runs the handlers; a later copy sets `wanted`, and the answer is then saved for
 # it. Clustered on `id` (no rowid) and with no index on time, so a claim writes
 # one page; old rows are swept slice by slice.
 deliveries = Table(
     "deliveries",
-    metadata,
+    ledger_metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=False),  # hash of the delivery key
     Column("claimed_at", BigInteger, nullable=False),
     Column("wanted", Boolean, nullable=False, default=False),

@@ -94,6 +94,24 @@ def test_an_overgrown_write_ahead_log_is_emptied(tmp_path):
     assert ledger.claim(1, int(time.time())) is not None  # nothing lost
 
 
+def test_with_sqlite_the_ledger_keeps_a_file_of_its_own(tmp_path):
+    store = Store.from_url(f"sqlite:///{tmp_path / 'bot.sqlite3'}")
+    ledger = DeliveryLedger.beside(store.engine)
+    assert ledger.claim(1, int(time.time())) is None
+    assert (tmp_path / "bot.deliveries.sqlite3").exists()
+    with store.engine.connect() as conn:  # the followers' file holds no delivery
+        tables = conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'table'"))
+        assert "deliveries" not in set(tables.scalars())
+
+
+def test_an_unreadable_ledger_file_is_replaced(tmp_path):
+    store = Store.from_url(f"sqlite:///{tmp_path / 'bot.sqlite3'}")
+    (tmp_path / "bot.deliveries.sqlite3").write_bytes(b"not a database, after a power cut" * 200)
+    ledger = DeliveryLedger.beside(store.engine)
+    assert ledger.claim(1, int(time.time())) is None
+    assert ledger.claim(1, int(time.time())) is not None
+
+
 def test_copies_in_one_process_wait_for_the_first_answer(tmp_path):
     guard = RetryGuard(_ledger(f"sqlite:///{tmp_path / 'threads.sqlite3'}"), SKEW)
     runs = []
