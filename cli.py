@@ -89,7 +89,7 @@ def _setup_logging() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    # urllib3 logs request lines at DEBUG, query string (app secret) included.
+    # urllib3's request lines are noise at INFO (their secrets are masked by oauth/client.py).
     logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
