@@ -4,9 +4,10 @@ gunicorn workers on one SQLite file and across instances on one PostgreSQL.
 
 The claim is the message path's only write, so it bypasses SQLAlchemy's
 per-statement machinery: one raw DBAPI connection per process in autocommit and
-one upsert per delivery. The first copy inserts the row; a later copy marks it
-`wanted`, and only then does the winner write its answer down (off the message
-path, in batches). Reads never block writers (WAL on SQLite, MVCC on PostgreSQL).
+one INSERT … ON CONFLICT DO NOTHING per delivery. The first copy inserts the
+row; a later copy marks it `wanted`, and only then does the winner write its
+answer down (off the message path, in batches). Reads never block writers (WAL
+on SQLite, MVCC on PostgreSQL).
 
 The table is clustered on its key and has no index on time: a second index
 would double every claim's page writes. Old rows are swept instead, one slice of

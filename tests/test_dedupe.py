@@ -21,7 +21,8 @@ from storage import DeliveryLedger, Store
 from storage.deliveries import SLICES, delivery_id
 from tests.conftest import ROOT, TOKEN, free_port
 from tests.test_wire import signed_query, text_xml
-from wechat.dedupe import NO_REPLY, RETRY_WINDOW, WAIT_FOR_FIRST, RetryGuard
+from wechat.dedupe import RETRY_WINDOW, WAIT_FOR_FIRST, RetryGuard
+from wechat.replies import NO_REPLY
 
 SKEW = 300  # wechat.max_clock_skew
 

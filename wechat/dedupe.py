@@ -6,7 +6,7 @@ handlers once per delivery and gives the other copies the first answer, or
 - Copies inside one process meet in memory: a later one waits for the first, or
   finds its answer among the recent ones.
 - Copies in different processes (gunicorn workers, instances) meet in the
-  database: the ledger's claim, one upsert, decides who runs the handlers. A
+  database: the ledger's claim, one INSERT, decides who runs the handlers. A
   losing copy marks the delivery wanted and polls; the winner's flusher sees the
   mark and saves its answer. An answer nobody asked for is never written, so a
   message costs one write.
@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 from storage import DeliveryLedger, StorageError
 from storage.deliveries import delivery_id
+from wechat.replies import NO_REPLY
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,6 @@ CHECKPOINT_EVERY = 10  # flushes between two looks at SQLite's write-ahead log
 ANSWER_MEMORY = 4 * 1024 * 1024  # bytes of recent answers a process keeps for copies
 ENTRY_OVERHEAD = 200  # what a remembered answer costs besides its bytes
 WARN_EVERY = 60.0
-NO_REPLY = b"success"
 
 
 class _Answer:

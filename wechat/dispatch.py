@@ -15,8 +15,7 @@ from collections.abc import Callable
 from werobot.replies import SuccessReply
 from werobot.robot import BaseRoBot
 
-from wechat.dedupe import NO_REPLY
-from wechat.replies import render, text_reply
+from wechat.replies import NO_REPLY, render, text_reply
 
 log = logging.getLogger(__name__)
 

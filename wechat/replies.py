@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 MAX_TEXT_BYTES = 2048  # WeChat drops longer text replies (observed, not documented)
 MAX_ARTICLES = 8  # WeChat's documented limit for a news reply (1 when answering a message)
 ELLIPSIS = "…"
+NO_REPLY = b"success"  # what WeChat takes for "nothing to say" (and stops retrying)
 
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _ANCHOR_OPEN = re.compile(r"<a\s", re.IGNORECASE)

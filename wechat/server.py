@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 from werobot.robot import BaseRoBot
 
 from wechat.crypto import AESKey, MessageCrypto
-from wechat.dedupe import NO_REPLY, RetryGuard
+from wechat.dedupe import RetryGuard
 from wechat.dispatch import Dispatcher
 from wechat.errors import (
     BadSignature,
@@ -27,6 +27,7 @@ from wechat.errors import (
     MethodNotAllowed,
 )
 from wechat.parser import parse_fields, to_message
+from wechat.replies import NO_REPLY
 from wechat.signature import verify
 
 log = logging.getLogger(__name__)
