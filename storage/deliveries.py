@@ -79,15 +79,18 @@ class DeliveryLedger:
         ledger_path = path.with_name(f"{path.stem}.deliveries{path.suffix or '.sqlite3'}")
         try:
             return cls(create_store_engine(f"sqlite:///{ledger_path}"))
-        except StorageError as exc:  # not a database any more (a crash without fsync)
+        except StorageError as exc:
+            if "not a database" not in str(exc) and "malformed" not in str(exc):
+                raise  # locked or unreachable: another worker's ledger, not a wreck
+            # Not a database any more: a crash without fsync.
             log.warning("replacing the unreadable delivery ledger %s: %s", ledger_path, exc)
             for leftover in (ledger_path, Path(f"{ledger_path}-wal"), Path(f"{ledger_path}-shm")):
                 leftover.unlink(missing_ok=True)
             return cls(create_store_engine(f"sqlite:///{ledger_path}"))
 
     def __init__(self, engine: Engine) -> None:
-        try:
-            with engine.begin() as conn:
+        try:  # the write lock up front: another worker may be creating it this moment
+            with engine.connect().execution_options(write=True) as conn, conn.begin():
                 ledger_metadata.create_all(conn)
         except SQLAlchemyError as exc:
             reason = str(exc).splitlines()[0] if str(exc) else ""

@@ -113,6 +113,29 @@ def test_an_unreadable_ledger_file_is_replaced(tmp_path):
     assert ledger.claim(1, int(time.time())) is not None
 
 
+def _open_ledger(url: str, barrier, results) -> None:
+    store = Store.from_url(url)
+    barrier.wait()
+    ledger = DeliveryLedger.beside(store.engine)
+    results.put(ledger.claim(7, int(time.time())))
+
+
+def test_workers_starting_at_once_share_one_ledger(tmp_path):
+    """A ledger another worker is creating is locked, not broken: never replaced."""
+    url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
+    Store.from_url(url).close()
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(6), context.Queue()
+    workers = [context.Process(target=_open_ledger, args=(url, barrier, results)) for _ in range(6)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert [worker.exitcode for worker in workers] == [0] * 6
+    claims = [results.get(timeout=5) for _ in workers]
+    assert claims.count(None) == 1  # one first copy among all of them
+
+
 def test_copies_in_one_process_wait_for_the_first_answer(tmp_path):
     guard = RetryGuard(_ledger(f"sqlite:///{tmp_path / 'threads.sqlite3'}"), SKEW)
     runs = []
