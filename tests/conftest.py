@@ -3,6 +3,7 @@ together exactly as in production, plus a follower who drives them over HTTP."""
 
 from __future__ import annotations
 
+import random
 import re
 import socket
 import threading
@@ -28,9 +29,17 @@ ANCHOR = re.compile(r'<a href="([^"]+)">([^<]+)</a>')
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port nobody listens on, below the kernel's ephemeral range: a port the kernel
+    hands out for `bind(0)` may be taken by an outgoing connection before the server
+    binds it, which several test processes running at once make likely."""
+    while True:
+        port = random.randrange(10_000, 32_000)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def write_config(path: Path, port: int, sim_url: str, scope: str = "snsapi_userinfo") -> Path:
@@ -66,23 +75,22 @@ class BotServer:
     def start(self) -> None:
         self.app = Bot(self.config)
         self.server = waitress.create_server(self.app, host="127.0.0.1", port=self.port, threads=8)
-        self.stopping = False
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
     def _serve(self) -> None:
-        try:
-            self.server.run()
-        except OSError:  # its sockets were closed under it by stop()
-            if not self.stopping:
-                raise
+        self.server.run()
 
     def stop(self) -> None:
-        """Like a process dying: the listener and every kept-alive connection go."""
-        self.stopping = True
-        self.server.close()
-        for channel in list(self.server._map.values()):
-            channel.close()
+        """Like a process dying: the listener and every kept-alive connection go.
+        They are closed by the serving loop itself, woken through its trigger, so the
+        loop ends at once instead of at its next one-second poll."""
+
+        def close_everything() -> None:
+            for dispatcher in list(self.server._map.values()):
+                dispatcher.close()
+
+        self.server.trigger.pull_trigger(close_everything)
         self.thread.join(timeout=5)
         self.server.task_dispatcher.shutdown()
         self.app.close()

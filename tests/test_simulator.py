@@ -20,6 +20,7 @@ from lxml import etree
 
 from simulator import Simulator
 from simulator.crypto import CryptoError, MessageCrypto, signature
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 VECTORS = json.loads((ROOT / "tests" / "vectors" / "wechat-crypto.json").read_text("utf-8"))
@@ -874,12 +875,6 @@ def test_phone_page(sim: Simulator) -> None:
 
 
 # -- the command line ----------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_cli_serves_and_logs_without_secrets() -> None:

@@ -51,7 +51,7 @@ def test_busy_once_is_asked_again(sim, start_bot, path):
 
 def test_callback_answers_within_the_deadline(sim, bot, follower):
     location = follower.tap(follower.link())
-    sim.fault(EXCHANGE, "slow", seconds=READ_TIMEOUT - 0.1)  # slow, yet in time for one call
+    sim.fault(EXCHANGE, "slow", seconds=READ_TIMEOUT - 1)  # slow, yet in time for one call
     sim.fault(USERINFO, "slow", seconds=SLOW)
     started = time.monotonic()
     answer = follower.open(location)
