@@ -20,7 +20,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route, sync_playwright
 
 from simulator import Simulator
-from tests.conftest import ANCHOR, ROOT, BotServer
+from tests.conftest import ANCHOR, ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's; Playwright's own download is not used
 ARTEFACTS = ROOT / "test-artefacts"
@@ -139,23 +139,32 @@ def phone(open_phone) -> Phone:
 # -- how a follower comes to tap the bot's link -------------------------------------------
 
 
-def link_from_push(phone: Phone, bot: BotServer) -> str:
+def reply_to(phone: Phone, content: str = "你好") -> str:
     """The follower writes to the account (the simulator pushes it to the bot, as WeChat
-    does) and gets the reply's link."""
-    answer = phone.sim.push(phone.openid, type="text", content="你好")
+    does); the text of the bot's reply."""
+    answer = phone.sim.push(phone.openid, type="text", content=content)
     assert answer["status"] == 200, answer
-    match = ANCHOR.search(answer["reply"]["Content"])
-    assert match, "the reply carries no link"
+    return answer["reply"]["Content"]
+
+
+def link_in(reply: str) -> str:
+    match = ANCHOR.search(reply)
+    assert match, f"the reply carries no link: {reply}"
     return unescape(match.group(1))
 
 
-# Ways into the journey; each ends with the authorize link opened in the phone's browser.
-ENTRIES: dict[str, Callable[[Phone, BotServer], None]] = {
-    "push": lambda phone, bot: phone.page.goto(link_from_push(phone, bot)),
-}
+def via_push(phone: Phone) -> str:
+    reply = reply_to(phone)
+    phone.page.goto(link_in(reply))
+    return reply
+
+
+# Ways into the journey: each has the follower write to the account, opens the reply's
+# link in the phone's browser and returns the reply's text as the follower read it.
+ENTRIES: dict[str, Callable[[Phone], str]] = {"push": via_push}
 
 
 @pytest.fixture(params=sorted(ENTRIES))
-def tap_the_link(request) -> Callable[[Phone, BotServer], None]:
-    """Bring `phone` to the authorize page from the chat, each way a follower can."""
+def tap_the_link(request) -> Callable[[Phone], str]:
+    """Bring a phone to the authorize page from the chat, each way a follower can."""
     return ENTRIES[request.param]

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from oauth.urls import authorize_url
-from tests.browser.conftest import Phone, link_from_push
+from tests.browser.conftest import Phone, link_in, reply_to
 
 pytestmark = pytest.mark.browser
 
@@ -35,8 +35,11 @@ def consent(phone: Phone, decision: str = "允许", shot: str | None = None) -> 
 
 
 def in_plain_words(page: Page) -> None:
+    """What a page of the bot must always be: plain words, and no sideways scrolling."""
     text = page.inner_text("body")
     assert not JARGON.findall(text), f"protocol words on {page.url}: {JARGON.findall(text)}"
+    sideways = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert sideways <= 0, f"{page.url} scrolls {sideways}px sideways"
 
 
 def shows_profile(phone: Phone, nickname: str, avatar: str | None) -> None:
@@ -79,7 +82,7 @@ def signs_in_again(phone: Phone) -> None:
 
 
 def test_userinfo_journey_by_tapping(phone, bot, tap_the_link):
-    tap_the_link(phone, bot)
+    tap_the_link(phone)
     consent(phone, shot="consent")
     shows_profile(phone, phone.follower.nickname, phone.follower.headimgurl)
     expect(phone.page.get_by_text("昵称和头像")).to_be_visible()
@@ -87,8 +90,8 @@ def test_userinfo_journey_by_tapping(phone, bot, tap_the_link):
 
 
 def test_silent_journey_greets_a_wechat_user_then_offers_more(phone, start_bot, tap_the_link):
-    bot = start_bot(scope="snsapi_base")
-    tap_the_link(phone, bot)  # silent: no consent page, straight back to the bot
+    start_bot(scope="snsapi_base")  # the one the simulator pushes to
+    tap_the_link(phone)  # silent: no consent page, straight back to the bot
     shows_profile(phone, "微信用户", avatar=None)
     expect(phone.page.get_by_text("仅基本身份")).to_be_visible()
     phone.snap("me-silent")
@@ -98,7 +101,7 @@ def test_silent_journey_greets_a_wechat_user_then_offers_more(phone, start_bot, 
 
 
 def test_refusing_then_changing_ones_mind(phone, bot, tap_the_link):
-    tap_the_link(phone, bot)
+    tap_the_link(phone)
     consent(phone, decision="拒绝")
     shows_problem(phone, "你取消了授权", shot="refused")
     signs_in_again(phone)
@@ -106,7 +109,7 @@ def test_refusing_then_changing_ones_mind(phone, bot, tap_the_link):
 
 def test_the_same_link_tapped_twice(open_phone, bot):
     phone = open_phone()
-    link = link_from_push(phone, bot)
+    link = link_in(reply_to(phone))
     phone.page.goto(link)
     consent(phone)
     shows_profile(phone, phone.follower.nickname, phone.follower.headimgurl)
@@ -125,7 +128,7 @@ def test_back_and_reload_on_the_callback(phone, bot, tap_the_link):
     phone.page.on(
         "request", lambda r: callbacks.append(r.url) if "/oauth/callback" in r.url else None
     )
-    tap_the_link(phone, bot)
+    tap_the_link(phone)
     consent(phone)
     profile = (phone.follower.nickname, phone.follower.headimgurl)
     shows_profile(phone, *profile)
@@ -153,7 +156,7 @@ def test_an_expired_link(phone, bot):
 
 def test_wechat_busy_then_a_reload(phone, bot, sim, tap_the_link):
     sim.fault(EXCHANGE, "busy")  # errcode -1 once: WeChat's 系统繁忙
-    tap_the_link(phone, bot)
+    tap_the_link(phone)
     consent(phone)
     shows_problem(phone, "微信暂时没有响应", shot="wechat-busy")
     phone.page.reload()  # as the page suggests
@@ -162,7 +165,7 @@ def test_wechat_busy_then_a_reload(phone, bot, sim, tap_the_link):
 
 def test_an_avatar_that_cannot_load_shows_the_placeholder(phone, bot, tap_the_link):
     phone.context.route("https://thirdwx.qlogo.cn/**", lambda route: route.abort())
-    tap_the_link(phone, bot)
+    tap_the_link(phone)
     consent(phone)
     shows_profile(phone, phone.follower.nickname, avatar=None)
 
@@ -173,8 +176,33 @@ LONG_NICKNAME = "一个名字非常非常非常长的微信用户🐼🐼🐼" +
 @pytest.mark.parametrize("width", [320, 360])
 def test_a_long_nickname_never_scrolls_sideways(open_phone, sim, bot, width):
     phone = open_phone(sim.add_follower(nickname=LONG_NICKNAME).openid, width=width)
-    phone.page.goto(link_from_push(phone, bot))
+    phone.page.goto(link_in(reply_to(phone)))
     consent(phone)
-    shows_profile(phone, LONG_NICKNAME, phone.follower.headimgurl)
-    sideways = phone.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-    assert sideways <= 0, f"/me scrolls {sideways}px sideways at {width}px"
+    shows_profile(phone, LONG_NICKNAME, phone.follower.headimgurl)  # and no sideways scroll
+
+
+def test_me_before_authorizing_offers_the_link(phone, bot):
+    phone.page.goto(bot.url + "/me")
+    shows_problem(phone, "尚未授权", shot="not-authorized")
+    signs_in_again(phone)
+
+
+def test_a_lapsed_grant_on_me_and_in_the_chat(phone, bot, sim, tap_the_link):
+    tap_the_link(phone)
+    consent(phone)
+    shows_profile(phone, phone.follower.nickname, phone.follower.headimgurl)
+    sim.invalidate_tokens(phone.openid)  # the follower changed their password
+    phone.page.reload()
+    shows_problem(phone, "授权已失效", shot="reauthorize")
+    assert "你之前的授权已失效" in tap_the_link(phone)  # the chat says so too
+    consent(phone)
+    shows_profile(phone, phone.follower.nickname, phone.follower.headimgurl)
+
+
+def test_greeted_by_name_in_the_chat_the_link_leads_back_to_me(phone, bot, tap_the_link):
+    assert tap_the_link(phone).startswith("你好！")
+    consent(phone)
+    shows_profile(phone, phone.follower.nickname, phone.follower.headimgurl)
+    assert tap_the_link(phone).startswith(f"{phone.follower.nickname}，你好！")
+    consent(phone)
+    shows_profile(phone, phone.follower.nickname, phone.follower.headimgurl)
