@@ -120,6 +120,7 @@ def open_phone(chromium: Browser, sim: Simulator, request) -> Iterator[Callable[
             user_agent=WECHAT_AGENT,
             locale="zh-CN",
         )
+        context.set_default_timeout(10_000)  # how long to wait for a page to show something
         context.route(AVATAR_HOST, answer_for_wechat_images)
         opened.append(Phone(context, sim, openid or sim.default_openid))
         return opened[-1]

@@ -11,6 +11,7 @@ import time
 
 import pytest
 from playwright.sync_api import Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from oauth.urls import authorize_url
 from tests.browser.conftest import Phone, link_in, reply_to
@@ -50,9 +51,11 @@ def shows_profile(phone: Phone, nickname: str, avatar: str | None) -> None:
     expect(page.get_by_test_id("greeting")).to_have_text(f"你好，{nickname}")
     image = page.get_by_test_id("avatar")
     expect(image).to_be_visible()
-    page.wait_for_function(
-        "img => img.complete && img.naturalWidth > 0", arg=image.element_handle()
-    )
+    shown = "img => img.complete && img.naturalWidth > 0"
+    try:
+        page.wait_for_function(shown, arg=image.element_handle())
+    except PlaywrightTimeout:
+        pytest.fail(f"the avatar does not show: {image.evaluate('img => img.currentSrc')}")
     source = image.evaluate("img => img.currentSrc")
     if avatar is None:
         assert "/static/avatar.svg" in source
@@ -164,7 +167,7 @@ def test_wechat_busy_then_a_reload(phone, bot, sim, tap_the_link):
 
 
 def test_an_avatar_that_cannot_load_shows_the_placeholder(phone, bot, tap_the_link):
-    phone.context.route("https://thirdwx.qlogo.cn/**", lambda route: route.abort())
+    phone.context.route(phone.follower.headimgurl, lambda route: route.abort())
     tap_the_link(phone)
     consent(phone)
     shows_profile(phone, phone.follower.nickname, avatar=None)
