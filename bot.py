@@ -42,7 +42,7 @@ class Bot:
         self.robot = robot = BaseRoBot(
             token=w.token, app_id=w.app_id, session_storage=StoreSessionStorage(self.store)
         )
-        Handlers(self.links.link, o.link_text).register(robot)
+        Handlers(self.links.link, o.link_text, self.store.acquaintance).register(robot)
         # routes
         self.guard = RetryGuard(DeliveryLedger.beside(self.store.engine), w.max_clock_skew)
         crypto = message_crypto(w.token, w.app_id, w.encoding_aes_key, w.previous_encoding_aes_key)

@@ -15,10 +15,13 @@ AUTH = "/auth"  # a reverse proxy's sub-request: who is signed in
 LOGOUT = "/logout"
 JSSDK_CONFIG = "/jssdk/config"  # wx.config signatures for the operator's pages
 API = "/api"  # the internal API (`/api/access-token`, ...): everything under it is ours
+STATIC = "/static"  # the pages' stylesheet, script and images: everything under it is ours
+FAVICON = "/favicon.ico"
 
-PAGES = (HOME, CALLBACK, ME, HEALTH, LOGIN, AUTH, LOGOUT, JSSDK_CONFIG)
+PAGES = (HOME, CALLBACK, ME, HEALTH, LOGIN, AUTH, LOGOUT, JSSDK_CONFIG, FAVICON)
+TREES = (API, STATIC)
 
 
 def is_taken(path: str) -> bool:
-    """True when `path` is one of the bot's own routes or lies under `API`."""
-    return path in PAGES or path == API or path.startswith(API + "/")
+    """True when `path` is one of the bot's own routes or lies under one of `TREES`."""
+    return path in PAGES or any(path == tree or path.startswith(tree + "/") for tree in TREES)

@@ -2,6 +2,14 @@
 
 from storage.deliveries import DeliveryLedger
 from storage.sessions import StoreSessionStorage
-from storage.store import Claim, Follower, StorageError, Store
+from storage.store import Acquaintance, Claim, Follower, StorageError, Store
 
-__all__ = ["Claim", "DeliveryLedger", "Follower", "StorageError", "Store", "StoreSessionStorage"]
+__all__ = [
+    "Acquaintance",
+    "Claim",
+    "DeliveryLedger",
+    "Follower",
+    "StorageError",
+    "Store",
+    "StoreSessionStorage",
+]

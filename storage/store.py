@@ -17,7 +17,17 @@ from enum import Enum
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from sqlalchemy import Connection, Engine, create_engine, delete, event, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -51,6 +61,27 @@ class Follower:
     needs_reauth: bool = False
     authorized_at: int = 0
     updated_at: int = 0
+
+
+@dataclass(frozen=True)
+class Acquaintance:
+    """What a chat reply knows of a follower who has authorized: read by the message
+    path, so a single primary-key lookup and nothing that needs a write."""
+
+    nickname: str | None
+    needs_reauth: bool
+    refresh_expires_at: int
+
+    @property
+    def lapsed(self) -> bool:
+        """The grant is gone (revoked, or the refresh token's life is over)."""
+        return self.needs_reauth or self.refresh_expires_at <= time.time()
+
+
+# Compiled once per store: the message path runs it for every push.
+_ACQUAINTANCE = select(
+    followers.c.nickname, followers.c.needs_reauth, followers.c.refresh_expires_at
+).where(followers.c.openid == bindparam("openid"))
 
 
 class Claim(Enum):
@@ -100,6 +131,7 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._insert = (postgresql if engine.dialect.name == "postgresql" else sqlite).insert
+        self._acquaintance = _ACQUAINTANCE.compile(dialect=engine.dialect)
         with self._write() as conn:
             metadata.create_all(conn)
 
@@ -147,6 +179,30 @@ class Store:
         with self._read() as conn:
             row = conn.execute(select(followers).where(followers.c.openid == openid)).first()
         return _follower(row) if row else None
+
+    def acquaintance(self, openid: str) -> Acquaintance | None:
+        """The little a reply needs about `openid`, None for a follower never authorized.
+
+        The message path runs this for every push, so it is one statement on a pooled
+        DBAPI connection: SQLAlchemy's Connection (events, BEGIN, ROLLBACK) would cost
+        several times the lookup itself (about 50 µs against 8 µs on SQLite).
+        """
+        args = (openid,) if self._acquaintance.positional else {"openid": openid}
+        try:
+            conn = self.engine.raw_connection()
+            try:
+                cursor = conn.cursor()
+                cursor.execute(self._acquaintance.string, args)
+                row = cursor.fetchone()
+            finally:
+                conn.close()  # back to the pool, which rolls back whatever was begun
+        except (SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error) as exc:
+            reason = _reason(exc, self.engine.url.password)
+            raise StorageError(f"storage read failed: {reason}") from None
+        if row is None:
+            return None
+        nickname, needs_reauth, refresh_expires_at = row
+        return Acquaintance(nickname, bool(needs_reauth), refresh_expires_at)
 
     def list_followers(self) -> list[Follower]:
         with self._read() as conn:

@@ -741,12 +741,12 @@ EVIL = "evil.example"  # a host no answer may name
 OTHER_SECRET = "anothersecret000000000000000001"
 STATE_TTL = 3600  # the bots' oauth.state_ttl (the default)
 # What the pages say.
-MISSING = "缺少必要的参数"
+MISSING = "缺少必要的信息"
 FORGED = "无法识别"
 EXPIRED = "超过有效期"
 USED = "已经用过"
 DENIED = "取消了授权"
-CODE_REJECTED = "授权码无效"
+CODE_REJECTED = "授权没有完成"
 NOT_SIGNED_IN = "尚未授权"
 FRESH_LINK = "/connect/oauth2/authorize?appid="  # every refused callback offers one
 

@@ -27,7 +27,7 @@ def test_userinfo_journey_ends_on_my_nickname(sim, follower):
     me = follower.me()
     assert me.status_code == 200
     assert nickname in me.content.decode("utf-8")
-    assert "snsapi_userinfo" in me.text
+    assert "昵称和头像" in me.text  # what was shared, in the follower's words
 
 
 def test_base_journey_never_calls_userinfo(sim, start_bot):
@@ -38,7 +38,7 @@ def test_base_journey_never_calls_userinfo(sim, start_bot):
     assert follower.authorize().status_code == 303
     me = follower.me()
     assert me.status_code == 200
-    assert "snsapi_base" in me.text
+    assert "你好，微信用户" in me.text and "仅基本身份" in me.text
     assert _userinfo_calls(sim) == []
     assert "/sns/auth" in _paths(sim)  # the base grant is checked with sns/auth instead
 

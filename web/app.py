@@ -1,6 +1,6 @@
 """The follower-facing routes: thin Bottle glue over `oauth/` and `storage/`.
 
-/oauth/callback, /me and /healthz live here; the message endpoint is a bare
+/oauth/callback, /me, /healthz and the pages' static files live here; the message endpoint is a bare
 WSGI app of its own (`wechat.MessageServer`) that `bot.py` mounts beside this.
 """
 
@@ -24,7 +24,7 @@ from oauth import (
 )
 from oauth.urls import USERINFO
 from storage import StorageError, Store
-from web import pages
+from web import assets, pages
 from web.cookies import NAME as COOKIE
 from web.cookies import CookieSigner
 
@@ -39,8 +39,10 @@ EVERY_RESPONSE = {
 }
 PAGE_HEADERS = {
     "Content-Type": "text/html; charset=utf-8",
+    # The bot's own stylesheet, script and icons; avatars from wherever WeChat keeps them.
     "Content-Security-Policy": (
-        "default-src 'none'; img-src https: http:; style-src 'unsafe-inline'"
+        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' https: http:; "
+        "base-uri 'none'; form-action 'none'"
     ),
 }
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
@@ -82,6 +84,14 @@ def create_web_app(
         ok = store.ping()
         body = json.dumps({"status": "ok" if ok else "unavailable"})
         return HTTPResponse(body, 200 if ok else 503, {"Content-Type": "application/json"})
+
+    @app.get(routes.STATIC + "/<name>")
+    def static(name: str) -> HTTPResponse:
+        return assets.response(name)
+
+    @app.get(routes.FAVICON)
+    def favicon() -> HTTPResponse:
+        return assets.response("favicon.ico")
 
     _install_error_pages(app)
     app.install(storage_guard)
