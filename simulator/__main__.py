@@ -5,7 +5,7 @@ import logging
 import sys
 import threading
 
-from simulator.app import Simulator
+from simulator.app import ACCOUNT_NAME, Simulator
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -23,6 +23,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--callback-domain", help="the OAuth callback domain (default: host of --bot-url)"
     )
+    parser.add_argument(
+        "--account-name",
+        default=ACCOUNT_NAME,
+        help=f"the account's name on the phone page (default {ACCOUNT_NAME})",
+    )
     return parser.parse_args(argv)
 
 
@@ -38,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
             bot_url=args.bot_url,
             callback_domain=args.callback_domain,
             aes_key=args.aes_key,
+            account_name=args.account_name,
         ).start(args.host, args.port)
     except (ValueError, OSError) as exc:
         print(f"simulator: {exc}", file=sys.stderr)

@@ -1,5 +1,6 @@
 """The Simulator: WeChat's state plus the controls tests and scripts use."""
 
+import dataclasses
 import hashlib
 import logging
 import re
@@ -13,12 +14,14 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from simulator.authorize import add_query
+from simulator.avatars import DEFAULT_SIZE, avatar_path
 from simulator.clock import Clock
 from simulator.crypto import MessageCrypto, signature
 from simulator.followers import (
     DEFAULT_OPENID,
     FIXTURE_FOLLOWERS,
     Follower,
+    avatar_id,
     new_openid,
     random_nickname,
 )
@@ -41,6 +44,7 @@ from simulator.server import HTTPServerThread
 log = logging.getLogger("simulator")
 
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9]{3,32}")
+ACCOUNT_NAME = "OAuth体验号"
 FAULT_KINDS = ("busy", "slow", "http_error", "garbage", "html", "truncated", "reset")
 TICKET = re.compile(r'name="ticket" value="([^"]+)"')
 ERRCODE = re.compile(r'name="wechat-errcode" content="(-?\d+)"')
@@ -126,6 +130,7 @@ class Simulator:
         aes_key: str = "",
         push_timeout: float = 5.0,
         gh_id: str | None = None,
+        account_name: str = ACCOUNT_NAME,
     ) -> None:
         if not TOKEN_PATTERN.fullmatch(token):
             raise ValueError("token must be 3-32 letters or digits")
@@ -136,13 +141,12 @@ class Simulator:
         self._callback_domain = callback_domain
         self.push_timeout = push_timeout
         self.gh_id = gh_id or "gh_" + hashlib.sha1(app_id.encode()).hexdigest()[:12]  # noqa: S324
+        self.account_name = account_name
         self.crypto = MessageCrypto(aes_key, app_id) if aes_key else None
         self.clock = Clock()
         self.oauth = OAuthStore(self.clock, app_id, app_secret)
         self.basic_tokens = BasicTokens(self.clock, app_id, app_secret)
-        self.followers = {
-            f.openid: Follower(f.openid, f.nickname, f.unionid) for f in FIXTURE_FOLLOWERS
-        }
+        self.followers = {f.openid: dataclasses.replace(f) for f in FIXTURE_FOLLOWERS}
         self.default_openid = DEFAULT_OPENID
         self.calls = CallLog()
         self.faults: dict[str, list[Fault]] = {}
@@ -204,15 +208,31 @@ class Simulator:
 
     # -- followers -----------------------------------------------------------------
 
-    def add_follower(self, nickname: str | None = None, openid: str | None = None) -> Follower:
-        """A new follower; nickname and openid are generated when not given."""
+    def add_follower(
+        self, nickname: str | None = None, openid: str | None = None, subscribed: bool = True
+    ) -> Follower:
+        """A new follower; nickname and openid are generated when not given. One who has
+        not `subscribed` yet is someone who found the account and may now follow it."""
         with self._lock:
             openid = openid or new_openid()
             if openid in self.followers:
                 raise ValueError(f"follower {openid} already exists")
-            follower = Follower(openid, nickname or random_nickname())
+            follower = Follower(openid, nickname or random_nickname(), subscribed=subscribed)
             self.followers[openid] = follower
         return follower
+
+    def avatar_url(self, follower: Follower | None = None, size: str = DEFAULT_SIZE) -> str:
+        """The follower's `headimgurl` (the account's avatar when None), served here."""
+        owner = follower.avatar_id if follower else avatar_id(self.gh_id)
+        return self.url + avatar_path(owner, size)
+
+    def avatar_owner(self, wanted: str) -> str | None:
+        """The name whose first character the avatar `wanted` shows, None when unknown."""
+        if wanted == avatar_id(self.gh_id):
+            return self.account_name
+        with self._lock:
+            followers = list(self.followers.values())
+        return next((f.nickname for f in followers if f.avatar_id == wanted), None)
 
     def _follower(self, openid: str) -> Follower:
         """The follower, created on first contact like a new user messaging the account."""
@@ -240,6 +260,8 @@ class Simulator:
             raise ValueError("bot_url is not set")
         body = type_fields(type, content, event)
         follower = self._follower(openid)
+        if type == "event" and event in ("subscribe", "unsubscribe"):
+            follower.subscribed = event == "subscribe"
         if type == "event":
             msg_id = None
         elif msg_id is None:

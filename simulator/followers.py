@@ -1,5 +1,6 @@
 """Followers of the simulated official account: fixtures and generated ones."""
 
+import hashlib
 import secrets
 import string
 from dataclasses import dataclass
@@ -9,22 +10,34 @@ ADJECTIVES = ("快乐的", "安静的", "勇敢的", "聪明的", "慢吞吞的"
 ANIMALS = (("熊猫", "🐼"), ("小猫", "🐱"), ("兔子", "🐰"), ("狐狸", "🦊"), ("企鹅", "🐧"))
 
 
+def avatar_id(key: str) -> str:
+    """An opaque, stable avatar id, shaped like WeChat's (it does not reveal the openid)."""
+    return hashlib.sha256(key.encode()).hexdigest()[:40]
+
+
 @dataclass
 class Follower:
-    """One WeChat user as this account sees them (openid is per account, unionid is not)."""
+    """One WeChat user as this account sees them (openid is per account, unionid is not).
+    `subscribed`: whether they follow the account now (subscribe/unsubscribe pushes set it)."""
 
     openid: str
     nickname: str
     unionid: str | None = None
+    subscribed: bool = True
 
     @property
-    def headimgurl(self) -> str:
-        """A stable avatar URL in WeChat's shape; the last segment is the size (132 px)."""
-        return f"https://thirdwx.qlogo.cn/mmopen/vi_32/{self.openid[4:]}/132"
+    def avatar_id(self) -> str:
+        return avatar_id(self.openid)
 
-    def as_dict(self) -> dict[str, str | None]:
-        """The follower as the control API shows it."""
-        return {"openid": self.openid, "nickname": self.nickname, "unionid": self.unionid}
+    def as_dict(self, avatar_url: str) -> dict[str, str | bool | None]:
+        """The follower as the control API shows it, with the URL of their avatar."""
+        return {
+            "openid": self.openid,
+            "nickname": self.nickname,
+            "unionid": self.unionid,
+            "headimgurl": avatar_url,
+            "subscribed": self.subscribed,
+        }
 
 
 FIXTURE_FOLLOWERS = (

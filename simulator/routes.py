@@ -8,9 +8,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from simulator.assets import static_file
 from simulator.authorize import AuthorizeError, AuthorizeLink, add_query, parse_link
+from simulator.avatars import parse_path, svg
 from simulator.followers import Follower
-from simulator.pages import consent_page, error_page, phone_page
+from simulator.pages import consent_page, error_page
+from simulator.push import MODES
 from simulator.server import Request, Response
 from simulator.wxapi import ERROR_TYPE, JSON_TYPE, WeChatError, dumps, error_body
 
@@ -101,9 +104,12 @@ class Router:
             "/cgi-bin/stable_token": ("POST", wechat_api(self.stable_token)),
             "/cgi-bin/getcallbackip": ("GET", wechat_api(self.callback_ip)),
         }
+        # GET routes by prefix: files and avatars, as a CDN serves them.
+        self.files: dict[str, Handler] = {"/static/": self.static, "/mmopen/": self.avatar}
         self.control: dict[tuple[str, str], Handler] = {
             ("GET", "/"): lambda _: redirect("/phone"),
             ("GET", "/phone"): self.phone,
+            ("GET", "/api/account"): self.account,
             ("GET", "/api/followers"): self.list_followers,
             ("POST", "/api/follower"): self.choose_follower,
             ("POST", "/api/push"): self.push,
@@ -135,6 +141,9 @@ class Router:
         if request.path in self.wechat:
             return self._wechat(request)
         handler = self.control.get((request.method, request.path))
+        prefix = next((p for p in self.files if request.path.startswith(p)), None)
+        if handler is None and prefix and request.method == "GET":
+            handler = self.files[prefix]
         if handler is None:
             return Response(404, b"not found")
         try:
@@ -216,7 +225,7 @@ class Router:
             "city": "",
             "province": "",
             "country": "",
-            "headimgurl": follower.headimgurl,
+            "headimgurl": self.sim.avatar_url(follower),
             "privilege": [],
         }
         if follower.unionid:
@@ -250,25 +259,64 @@ class Router:
     # -- controls for people and scripts ---------------------------------------------
 
     def phone(self, request: Request) -> Response:
-        """The chat page."""
-        return html_page(phone_page(self.sim.crypto is not None))
+        """The chat page (its script drives the /api controls)."""
+        return self.static(dataclasses.replace(request, path="/static/phone.html"))
+
+    def static(self, request: Request) -> Response:
+        """A file of simulator/static."""
+        found = static_file(request.path.removeprefix("/static/"))
+        if found is None:
+            return Response(404, b"not found")
+        body, content_type = found
+        return Response(200, body, content_type, [("Cache-Control", "no-cache")])
+
+    def avatar(self, request: Request) -> Response:
+        """A follower's or the account's avatar, at one of WeChat's sizes."""
+        wanted = parse_path(request.path)
+        name = wanted and self.sim.avatar_owner(wanted[0])
+        if not wanted or name is None:
+            return Response(404, b"not found")
+        headers = [("Cache-Control", "max-age=86400")]
+        return Response(200, svg(wanted[0], name, wanted[1]), "image/svg+xml", headers)
+
+    def account(self, request: Request) -> Response:
+        """What the phone page shows of the account, and the message modes on offer."""
+        encrypted = self.sim.crypto is not None
+        return api_json(
+            {
+                "name": self.sim.account_name,
+                "gh_id": self.sim.gh_id,
+                "headimgurl": self.sim.avatar_url(),
+                "modes": list(reversed(MODES)) if encrypted else ["plain"],
+            }
+        )
+
+    def _describe(self, follower: Follower) -> dict[str, Any]:
+        return follower.as_dict(self.sim.avatar_url(follower))
 
     def list_followers(self, request: Request) -> Response:
         """All followers, and the one this browser acts as."""
-        followers = [f.as_dict() for f in list(self.sim.followers.values())]
+        followers = [self._describe(f) for f in list(self.sim.followers.values())]
         current = self._browser_follower(request).openid
         return api_json({"followers": followers, "current": current})
 
     def choose_follower(self, request: Request) -> Response:
-        """`{"openid"}` picks a follower, `{"nickname"?}` creates one; sets the cookie."""
+        """`{"openid"}` picks a follower, `{"nickname"?, "subscribed"?}` creates one;
+        sets the cookie."""
         data = request.json()
         if data.get("openid"):
             follower = self.sim.followers.get(data["openid"])
             if follower is None:
                 return api_json({"error": "unknown follower"}, 404)
         else:
-            follower = self.sim.add_follower(data.get("nickname"))
-        response = api_json(follower.as_dict())
+            nickname = data.get("nickname")
+            if nickname is not None and not isinstance(nickname, str):
+                raise ValueError("nickname must be a string")
+            subscribed = data.get("subscribed", True)
+            if not isinstance(subscribed, bool):
+                raise ValueError("subscribed must be true or false")
+            follower = self.sim.add_follower(nickname and nickname.strip(), subscribed=subscribed)
+        response = api_json(self._describe(follower))
         cookie = f"sim_openid={follower.openid}; Path=/; SameSite=Lax"
         response.headers.append(("Set-Cookie", cookie))
         return response

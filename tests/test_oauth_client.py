@@ -56,7 +56,7 @@ def test_exchange_userinfo_and_check(sim, client):
     assert grant.expires_in == 7200
     profile = client.userinfo(grant.access_token, grant.openid)
     assert profile["nickname"] == follower.nickname  # Chinese and emoji intact
-    assert profile["headimgurl"].startswith("https://")
+    assert profile["headimgurl"].startswith(sim.url + "/mmopen/")
     client.check_token(grant.access_token, grant.openid)
 
 

@@ -21,7 +21,7 @@ def test_every_asset_of_a_page_is_the_bots_own(sim, bot, follower):
     pages = [follower.me().text]  # not signed in
     assert follower.authorize().status_code == 303
     pages += [follower.me().text, follower.open(bot.url + "/nowhere").text]
-    avatar = sim.followers[follower.openid].headimgurl
+    avatar = sim.avatar_url(sim.followers[follower.openid])
     for html in pages:
         for url in assets_of(html):
             if url == avatar:

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import os
 import re
-import struct
-import zlib
 from collections.abc import Callable, Iterator
 from html import unescape
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Route, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from simulator import Simulator
 from tests.conftest import ANCHOR, ROOT
@@ -32,9 +30,6 @@ WECHAT_AGENT = (
     "XWEB/1220133 MMWEBSDK/20240404 MMWEBID/2307 MicroMessenger/8.0.49.2600(0x28003133) "
     "WeChat/arm64 Weixin NetType/WIFI Language/zh_CN ABI/arm64"
 )
-# Until the simulator serves avatars itself, WeChat's image host answers in the browser:
-# it is WeChat's, not ours, and this machine reaches no other host.
-AVATAR_HOST = "https://thirdwx.qlogo.cn/**"
 
 
 @pytest.fixture(scope="session")
@@ -75,34 +70,15 @@ class Phone:
     def follower(self):
         return self.sim.followers[self.openid]
 
+    @property
+    def avatar(self) -> str:
+        """The follower's headimgurl, served by the simulator."""
+        return self.sim.avatar_url(self.follower)
+
     def snap(self, name: str) -> Path:
         path = shot_path(name)
         self.page.screenshot(path=path, full_page=True)
         return path
-
-
-def solid_png(size: int, rgb: tuple[int, int, int]) -> bytes:
-    """A square PNG of one colour, written by hand (no imaging library needed)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    rows = b"".join(b"\x00" + bytes(rgb) * size for _ in range(size))
-    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
-
-
-def answer_for_wechat_images(route: Route) -> None:
-    """A follower's avatar in a colour of its own, as WeChat's image host would send one."""
-    shade = zlib.crc32(route.request.url.encode())
-    rgb = (0x40 + shade % 0x80, 0x40 + (shade >> 8) % 0x80, 0x40 + (shade >> 16) % 0x80)
-    route.fulfill(status=200, content_type="image/png", body=solid_png(132, rgb))
 
 
 @pytest.fixture
@@ -121,7 +97,6 @@ def open_phone(chromium: Browser, sim: Simulator, request) -> Iterator[Callable[
             locale="zh-CN",
         )
         context.set_default_timeout(10_000)  # how long to wait for a page to show something
-        context.route(AVATAR_HOST, answer_for_wechat_images)
         opened.append(Phone(context, sim, openid or sim.default_openid))
         return opened[-1]
 

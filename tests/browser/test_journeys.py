@@ -78,7 +78,7 @@ def signs_in_again(phone: Phone) -> None:
     """From a problem page: tap its button, allow, and land on /me."""
     phone.page.locator(".btn_primary").tap()
     consent(phone)
-    shows_profile(phone, phone.follower.nickname, phone.follower.headimgurl)
+    shows_profile(phone, phone.follower.nickname, phone.avatar)
 
 
 # -- the journeys -------------------------------------------------------------------------
@@ -87,7 +87,7 @@ def signs_in_again(phone: Phone) -> None:
 def test_userinfo_journey_by_tapping(phone, bot, tap_the_link):
     tap_the_link(phone)
     consent(phone, shot="consent")
-    shows_profile(phone, phone.follower.nickname, phone.follower.headimgurl)
+    shows_profile(phone, phone.follower.nickname, phone.avatar)
     expect(phone.page.get_by_text("昵称和头像")).to_be_visible()
     phone.snap("me")
 
@@ -100,7 +100,7 @@ def test_silent_journey_greets_a_wechat_user_then_offers_more(phone, start_bot, 
     phone.snap("me-silent")
     phone.page.get_by_role("link", name="授权获取昵称和头像").tap()
     consent(phone)
-    shows_profile(phone, phone.follower.nickname, phone.follower.headimgurl)
+    shows_profile(phone, phone.follower.nickname, phone.avatar)
 
 
 def test_refusing_then_changing_ones_mind(phone, bot, tap_the_link):
@@ -115,10 +115,10 @@ def test_the_same_link_tapped_twice(open_phone, bot):
     link = link_in(reply_to(phone))
     phone.page.goto(link)
     consent(phone)
-    shows_profile(phone, phone.follower.nickname, phone.follower.headimgurl)
+    shows_profile(phone, phone.follower.nickname, phone.avatar)
     phone.page.goto(link)  # the same message in the chat, tapped again
     consent(phone)
-    shows_profile(phone, phone.follower.nickname, phone.follower.headimgurl)
+    shows_profile(phone, phone.follower.nickname, phone.avatar)
     other = open_phone()  # the same link on a device that never signed in
     other.page.goto(link)
     consent(other)
@@ -133,7 +133,7 @@ def test_back_and_reload_on_the_callback(phone, bot, tap_the_link):
     )
     tap_the_link(phone)
     consent(phone)
-    profile = (phone.follower.nickname, phone.follower.headimgurl)
+    profile = (phone.follower.nickname, phone.avatar)
     shows_profile(phone, *profile)
     phone.page.reload()
     shows_profile(phone, *profile)
@@ -163,11 +163,11 @@ def test_wechat_busy_then_a_reload(phone, bot, sim, tap_the_link):
     consent(phone)
     shows_problem(phone, "微信暂时没有响应", shot="wechat-busy")
     phone.page.reload()  # as the page suggests
-    shows_profile(phone, phone.follower.nickname, phone.follower.headimgurl)
+    shows_profile(phone, phone.follower.nickname, phone.avatar)
 
 
 def test_an_avatar_that_cannot_load_shows_the_placeholder(phone, bot, tap_the_link):
-    phone.context.route(phone.follower.headimgurl, lambda route: route.abort())
+    phone.context.route(phone.avatar, lambda route: route.abort())
     tap_the_link(phone)
     consent(phone)
     shows_profile(phone, phone.follower.nickname, avatar=None)
@@ -181,7 +181,7 @@ def test_a_long_nickname_never_scrolls_sideways(open_phone, sim, bot, width):
     phone = open_phone(sim.add_follower(nickname=LONG_NICKNAME).openid, width=width)
     phone.page.goto(link_in(reply_to(phone)))
     consent(phone)
-    shows_profile(phone, LONG_NICKNAME, phone.follower.headimgurl)  # and no sideways scroll
+    shows_profile(phone, LONG_NICKNAME, phone.avatar)  # and no sideways scroll
 
 
 def test_me_before_authorizing_offers_the_link(phone, bot):
@@ -193,19 +193,19 @@ def test_me_before_authorizing_offers_the_link(phone, bot):
 def test_a_lapsed_grant_on_me_and_in_the_chat(phone, bot, sim, tap_the_link):
     tap_the_link(phone)
     consent(phone)
-    shows_profile(phone, phone.follower.nickname, phone.follower.headimgurl)
+    shows_profile(phone, phone.follower.nickname, phone.avatar)
     sim.invalidate_tokens(phone.openid)  # the follower changed their password
     phone.page.reload()
     shows_problem(phone, "授权已失效", shot="reauthorize")
     assert "你之前的授权已失效" in tap_the_link(phone)  # the chat says so too
     consent(phone)
-    shows_profile(phone, phone.follower.nickname, phone.follower.headimgurl)
+    shows_profile(phone, phone.follower.nickname, phone.avatar)
 
 
 def test_greeted_by_name_in_the_chat_the_link_leads_back_to_me(phone, bot, tap_the_link):
     assert tap_the_link(phone).startswith("你好！")
     consent(phone)
-    shows_profile(phone, phone.follower.nickname, phone.follower.headimgurl)
+    shows_profile(phone, phone.follower.nickname, phone.avatar)
     assert tap_the_link(phone).startswith(f"{phone.follower.nickname}，你好！")
     consent(phone)
-    shows_profile(phone, phone.follower.nickname, phone.follower.headimgurl)
+    shows_profile(phone, phone.follower.nickname, phone.avatar)
