@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from contextlib import closing
-from dataclasses import replace
+from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -23,12 +24,9 @@ from serving import CannotListen, Server
 from storage import StorageError, Store
 
 EXIT_CONFIG = 2
-SANDBOX_WARNING = """\
-!!! 警告 / WARNING !!!
-This bot runs with the SANDBOX credentials of the default config.toml.
-It is NOT configured for a real WeChat official account: set wechat.app_id,
-wechat.app_secret and wechat.token (BOT_WECHAT_APP_ID, BOT_WECHAT_APP_SECRET,
-BOT_WECHAT_TOKEN) to your account's values. See README.md."""
+EXIT_INTERRUPTED = 130  # Ctrl-C before the server took over the signal
+SANDBOX_PORT = 8888
+SIMULATOR_PORT = 9000
 
 
 class App(Protocol):
@@ -57,6 +55,8 @@ def main(argv: list[str], make_app: AppFactory) -> int:
     _print_lines("config warning", config.warnings)
     try:
         return COMMANDS[args.command or "serve"](config, args, make_app)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
     except StorageError as exc:
         print(f"storage error (storage.url): {exc}", file=sys.stderr)
     except CannotListen as exc:
@@ -76,13 +76,37 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("serve", help="run the bot with a production WSGI server (default)")
-    sandbox = commands.add_parser("sandbox", help="run the bot and the WeChat simulator together")
-    sandbox.add_argument("--simulator-port", type=int, default=9000, metavar="PORT")
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="run the bot and the WeChat simulator together on loopback",
+        description="The bot and a local WeChat simulator on 127.0.0.1, with the sandbox "
+        "account and a throwaway SQLite database (removed at exit): the configured account, "
+        "server and storage.url are not used. Prints the phone page's URL.",
+    )
+    sandbox.add_argument(
+        "--port",
+        type=_port,
+        default=SANDBOX_PORT,
+        help=f"the bot's port; the OAuth callback follows (default {SANDBOX_PORT})",
+    )
+    sandbox.add_argument(
+        "--simulator-port",
+        type=_port,
+        default=SIMULATOR_PORT,
+        metavar="PORT",
+        help=f"the simulator's port, where the phone page is (default {SIMULATOR_PORT})",
+    )
     commands.add_parser("check", help="validate the configuration, print what to paste into WeChat")
     url = commands.add_parser("authorize-url", help="print a fresh authorize URL")
     url.add_argument("--scope", choices=SCOPES)
     commands.add_parser("users", help="list authorized followers (secrets masked)")
     return parser
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (expected 1-65535)")
+    return int(text)
 
 
 def _setup_logging() -> None:
@@ -95,8 +119,7 @@ def _setup_logging() -> None:
 
 def serve(config: settings.Config, _args: argparse.Namespace, make_app: AppFactory) -> int:
     """Until SIGTERM or Ctrl-C, which let the requests in flight finish."""
-    if config.is_sandbox:
-        print(SANDBOX_WARNING, file=sys.stderr)
+    _warn_if_sandbox(config)
     server = config.server
     with closing(make_app(config)) as app:
         listening = Server(app, server.host, server.port)
@@ -107,34 +130,45 @@ def serve(config: settings.Config, _args: argparse.Namespace, make_app: AppFacto
 
 
 def sandbox(config: settings.Config, args: argparse.Namespace, make_app: AppFactory) -> int:
-    """The bot wired to a local simulator: try the whole journey with no account."""
+    """The bot wired to a local simulator: the whole journey with no account, and nothing
+    configured touched (see settings.sandboxed)."""
     from simulator import Simulator
 
-    host, port = config.server.host, config.server.port
-    simulator = Simulator(
-        app_id=config.wechat.app_id,
-        app_secret=config.wechat.app_secret,
-        token=config.wechat.token,
-        aes_key=config.wechat.encoding_aes_key,
-        bot_url=f"http://{host}:{port}{config.server.wechat_path}",
-        callback_domain=config.callback_domain,
-    )
-    try:
-        simulator.start(host="127.0.0.1", port=args.simulator_port)
-    except OSError as exc:
-        raise CannotListen("127.0.0.1", args.simulator_port, "--simulator-port", exc) from None
-    wired = replace(
-        config, wechat=replace(config.wechat, api_base=simulator.url, open_base=simulator.url)
-    )
-    try:
-        with closing(make_app(wired)) as app:
-            listening = Server(app, host, port)
-            print(f"WeChat simulator: {simulator.url}\n")
-            print(f"  打开手机页面 / open the phone page:  {simulator.url}/phone\n")
-            listening.run()
-    finally:
-        simulator.stop()
+    if args.port == args.simulator_port:
+        print("error: --port and --simulator-port must differ", file=sys.stderr)
+        return EXIT_CONFIG
+    with tempfile.TemporaryDirectory(prefix="bot-sandbox-") as scratch:
+        database = Path(scratch) / "bot.sqlite3"
+        simulator_url = f"http://127.0.0.1:{args.simulator_port}"
+        wired = settings.sandboxed(config, args.port, simulator_url, database)
+        w, server = wired.wechat, wired.server
+        simulator = Simulator(
+            app_id=w.app_id,
+            app_secret=w.app_secret,
+            token=w.token,
+            aes_key=w.encoding_aes_key,
+            bot_url=server.public_url + server.wechat_path,
+            callback_domain=wired.callback_domain,
+        )
+        try:
+            simulator.start(host="127.0.0.1", port=args.simulator_port)
+        except OSError as exc:
+            raise CannotListen("127.0.0.1", args.simulator_port, "--simulator-port", exc) from None
+        try:
+            with closing(make_app(wired)) as app:
+                listening = Server(app, server.host, server.port, "--port")
+                _announce_sandbox(server.public_url, simulator.url, database)
+                listening.run()
+        finally:
+            simulator.stop()
     return 0
+
+
+def _announce_sandbox(bot_url: str, simulator_url: str, database: Path) -> None:
+    print(f"sandbox: the bot on {bot_url}, a WeChat simulator on {simulator_url}")
+    print(f"sandbox account, throwaway database {database} (removed at exit)\n")
+    print(f"  打开手机页面 / open the phone page:  {simulator_url}/phone\n")
+    print("Ctrl-C stops both.", flush=True)
 
 
 def check(config: settings.Config, _args: argparse.Namespace, make_app: AppFactory) -> int:
@@ -153,6 +187,11 @@ def check(config: settings.Config, _args: argparse.Namespace, make_app: AppFacto
     for warning in _warnings(config):
         print(f"warning: {warning}")
     return 0
+
+
+def _warn_if_sandbox(config: settings.Config) -> None:
+    if config.is_sandbox:
+        print(settings.SANDBOX_WARNING, file=sys.stderr)
 
 
 def _modes(config: settings.Config) -> str:

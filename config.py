@@ -11,7 +11,7 @@ import difflib
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
@@ -30,6 +30,14 @@ DEFAULT_PATH = ROOT / "config.toml"
 SANDBOX_APP_ID = "wxsandbox000000001"
 SANDBOX_APP_SECRET = "sandboxsecret0000000000000000001"  # noqa: S105 - public sandbox
 SANDBOX_TOKEN = "sandboxtoken"  # noqa: S105 - public sandbox
+# Only `sandbox` uses it: every message mode (plain, compatible, safe) works there.
+SANDBOX_AES_KEY = "SandboxAesKey000000000000000000000000000001"
+SANDBOX_WARNING = """\
+!!! 警告 / WARNING !!!
+This bot runs with the SANDBOX credentials of the default config.toml.
+It is NOT configured for a real WeChat official account: set wechat.app_id,
+wechat.app_secret and wechat.token (BOT_WECHAT_APP_ID, BOT_WECHAT_APP_SECRET,
+BOT_WECHAT_TOKEN) to your account's values. See README.md."""
 
 
 # `storage.url` schemes the store is built and tested for: SQLite, and PostgreSQL
@@ -105,6 +113,26 @@ class Config:
     @property
     def is_sandbox(self) -> bool:
         return self.wechat.app_id == SANDBOX_APP_ID or self.wechat.app_secret == SANDBOX_APP_SECRET
+
+
+def sandboxed(config: Config, port: int, wechat_base: str, database: Path) -> Config:
+    """`config` as `sandbox` runs it: the sandbox account with an AES key, on loopback at
+    `port`, WeChat at `wechat_base`, SQLite at `database`. Nothing of the configured
+    account, server or storage is used; what followers see (the [oauth] section) and
+    `wechat_path` stay as configured."""
+    return replace(
+        config,
+        wechat=WeChat(
+            encoding_aes_key=SANDBOX_AES_KEY, api_base=wechat_base, open_base=wechat_base
+        ),
+        server=Server(
+            host="127.0.0.1",
+            port=port,
+            public_url=f"http://127.0.0.1:{port}",
+            wechat_path=config.server.wechat_path,
+        ),
+        storage=Storage(url=f"sqlite:///{database}"),
+    )
 
 
 SECTIONS = {"wechat": WeChat, "server": Server, "oauth": OAuth, "storage": Storage}

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
 import time
+from html import unescape
+from pathlib import Path
 
 import pytest
 import requests
@@ -173,15 +176,35 @@ def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path, sim, taken_port):
     assert_one_line(done, f"127.0.0.1:{taken_port}", "server.port", "already in use")
 
 
-def test_sandbox_on_a_port_in_use_says_so_in_one_line(tmp_path, taken_port):
-    config = write_config(tmp_path / "config.toml", taken_port, "http://127.0.0.1:9")
-    done = run("--config", str(config), "sandbox", "--simulator-port", str(free_port()))
-    assert_one_line(done, f"127.0.0.1:{taken_port}", "server.port", "already in use")
+def test_sandbox_on_a_port_in_use_says_so_in_one_line(config_path, taken_port):
+    ports = ("--port", str(taken_port), "--simulator-port", str(free_port()))
+    done = run("--config", str(config_path), "sandbox", *ports)
+    assert_one_line(done, f"127.0.0.1:{taken_port}", "--port", "already in use")
 
 
 def test_sandbox_with_the_simulator_port_in_use_says_so_in_one_line(config_path, taken_port):
-    done = run("--config", str(config_path), "sandbox", "--simulator-port", str(taken_port))
+    ports = ("--port", str(free_port()), "--simulator-port", str(taken_port))
+    done = run("--config", str(config_path), "sandbox", *ports)
     assert_one_line(done, f"127.0.0.1:{taken_port}", "--simulator-port", "already in use")
+
+
+def test_sandbox_on_one_port_for_both_says_so_in_one_line(config_path):
+    port = str(free_port())
+    done = run("--config", str(config_path), "sandbox", "--port", port, "--simulator-port", port)
+    assert_one_line(done, "--port and --simulator-port must differ")
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "http"])
+def test_sandbox_refuses_what_is_not_a_port(config_path, port):
+    done = run("--config", str(config_path), "sandbox", "--port", port)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"argument --port: {port!r} is not a port (expected 1-65535)" in done.stderr
+
+
+def test_sandbox_help_says_what_the_ports_move():
+    done = run("sandbox", "--help")
+    assert "--port PORT" in done.stdout and "the OAuth callback follows" in done.stdout
+    assert "--simulator-port PORT" in done.stdout and "phone page" in done.stdout
 
 
 def test_a_database_that_cannot_be_opened_is_one_line_with_its_own_words(tmp_path, config_path):
@@ -216,3 +239,70 @@ def test_the_command_line_does_not_import_bot_py_back():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=30
     )
     assert done.stdout.strip() == "False", done.stderr
+
+
+# -- sandbox: the README's first command ------------------------------------------------
+
+
+def start_sandbox(config: Path, port: int, simulator_port: int) -> subprocess.Popen:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
+    command = [sys.executable, "bot.py", "--config", str(config), "sandbox"]
+    ports = ["--port", str(port), "--simulator-port", str(simulator_port)]
+    return subprocess.Popen(
+        command + ports,
+        cwd=ROOT,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_sandbox_runs_the_journey_on_loopback_with_its_own_database(tmp_path, taken_port):
+    # A configured account, server and database that the sandbox must leave alone.
+    config = write_config(tmp_path / "config.toml", taken_port, "http://127.0.0.1:9")
+    configured_database = tmp_path / "bot.sqlite3"
+    port, simulator_port = free_port(), free_port()
+    bot, wechat = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{simulator_port}"
+    process = start_sandbox(config, port, simulator_port)
+    try:
+        assert _wait_for(bot + "/healthz").status_code == 200
+        announced = [process.stdout.readline() for _ in range(5)]
+        assert f"{wechat}/phone" in "".join(announced)
+        database = Path(re.search(r"throwaway database (\S+)", "".join(announced)).group(1))
+        assert database.exists() and database.parent != tmp_path
+        with requests.Session() as phone, requests.Session() as browser:
+            _journey(phone, browser, bot, wechat)
+        process.send_signal(signal.SIGINT)  # Ctrl-C
+        _, stderr = process.communicate(timeout=15)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr and "NOT configured" not in stderr
+    assert not database.parent.exists(), "the throwaway database outlived the sandbox"
+    assert not configured_database.exists(), "the configured storage.url was written"
+    for address in (bot, wechat):
+        with pytest.raises(requests.ConnectionError):
+            requests.get(address + "/", timeout=2)
+
+
+def _journey(phone: requests.Session, browser: requests.Session, bot: str, wechat: str) -> None:
+    """What a person does on the phone page, over the same HTTP calls its script makes."""
+    assert phone.get(wechat + "/phone", timeout=5).status_code == 200
+    account = phone.get(wechat + "/api/account", timeout=5).json()
+    assert account["modes"] == ["safe", "compatible", "plain"]  # the sandbox has an AES key
+    me = phone.get(wechat + "/api/followers", timeout=5).json()["current"]
+    pushed = {"openid": me, "type": "text", "content": "你好", "mode": "safe"}
+    reply = phone.post(wechat + "/api/push", json=pushed, timeout=10).json()["reply"]
+    link = unescape(re.search(r'<a href="([^"]+)">', reply["Content"]).group(1))
+    assert link.startswith(wechat + "/connect/oauth2/authorize?appid=wxsandbox000000001&")
+    assert f"redirect_uri=http%3A%2F%2F127.0.0.1%3A{bot.rsplit(':', 1)[1]}%2F" in link
+    tapped = phone.post(wechat + "/api/authorize", json={"url": link}, timeout=10).json()
+    assert tapped["location"].startswith(bot + "/oauth/callback?code=")
+    landed = browser.get(tapped["location"], timeout=10)
+    assert landed.url == bot + "/me" and landed.status_code == 200
+    followers = phone.get(wechat + "/api/followers", timeout=5).json()["followers"]
+    follower = next(f for f in followers if f["openid"] == me)
+    assert follower["nickname"] in landed.text
+    assert f'src="{follower["headimgurl"]}"' in landed.text
+    assert browser.get(follower["headimgurl"], timeout=5).status_code == 200

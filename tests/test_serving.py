@@ -179,8 +179,9 @@ def test_serve_writes_pending_records_before_exiting(started, sim):
 @pytest.mark.parametrize("signum", STOP_SIGNALS, ids=lambda s: signal.Signals(s).name)
 def test_sandbox_answers_in_flight_requests_before_exiting(tmp_path, signum):
     port, simulator_port = free_port(), free_port()
-    config = write_config(tmp_path / "config.toml", port, "http://127.0.0.1:9")
-    bot = BotProcess(config, port, "sandbox", "--simulator-port", str(simulator_port))
+    config = write_config(tmp_path / "config.toml", free_port(), "http://127.0.0.1:9")
+    ports = ("--port", str(port), "--simulator-port", str(simulator_port))
+    bot = BotProcess(config, port, "sandbox", *ports)
     try:
         callback = slow_callback(WeChat(f"http://127.0.0.1:{simulator_port}"))
         stopped = bot.stop(signum)
