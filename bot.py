@@ -72,6 +72,8 @@ def __getattr__(name: str) -> Bot:
         config = settings.load()
         for warning in config.warnings:
             log.warning("config warning: %s", warning)
+        if config.is_sandbox:
+            log.warning(settings.SANDBOX_WARNING)
         globals()["app"] = Bot(config)
         return globals()["app"]
     raise AttributeError(name)

@@ -215,6 +215,7 @@ def _warnings(config: settings.Config) -> list[str]:
 def print_authorize_url(
     config: settings.Config, args: argparse.Namespace, make_app: AppFactory
 ) -> int:
+    _warn_if_sandbox(config)
     with closing(make_app(config)) as app:
         print(app.links.link(args.scope))
     return 0

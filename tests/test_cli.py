@@ -85,6 +85,37 @@ def test_authorize_url(config_path):
         r"%3A\d+%2Foauth%2Fcallback&response_type=code&scope=snsapi_base&state=[0-9a-f]{64}#wechat_redirect\n",
         done.stdout,
     )
+    assert "WARNING" not in done.stderr  # a real account's credentials
+
+
+def sandbox_config(tmp_path: Path) -> Path:
+    """The shipped config.toml's sandbox account, with a database of the test's own."""
+    path = tmp_path / "sandbox.toml"
+    path.write_text(f'[storage]\nurl = "sqlite:///{tmp_path / "bot.sqlite3"}"\n', "utf-8")
+    return path
+
+
+def test_authorize_url_on_the_sandbox_account_warns_as_serve_does(tmp_path):
+    done = run("--config", str(sandbox_config(tmp_path)), "authorize-url")
+    assert done.returncode == 0, done.stderr
+    assert "NOT configured for a real WeChat official account" in done.stderr
+    (link,) = done.stdout.splitlines()  # the warning stays out of what scripts read
+    assert link.startswith("https://open.weixin.qq.com/connect/oauth2/authorize?appid=wxsandbox")
+
+
+def test_gunicorn_on_the_sandbox_account_warns_in_its_log(tmp_path):
+    port = free_port()
+    command = [sys.executable, "-m", "gunicorn", "bot:app", "--bind", f"127.0.0.1:{port}"]
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
+    environ["BOT_CONFIG"] = str(sandbox_config(tmp_path))
+    process = subprocess.Popen(command, cwd=ROOT, env=environ, stderr=subprocess.PIPE, text=True)
+    try:
+        assert _wait_for(f"http://127.0.0.1:{port}/healthz").status_code == 200
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=30)
+    assert "NOT configured for a real WeChat official account" in stderr
+    assert "sandboxsecret" not in stderr
 
 
 def test_users_lists_followers_with_secrets_masked(sim, start_bot):
