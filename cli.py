@@ -10,7 +10,6 @@ import argparse
 import logging
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterable
 from contextlib import closing
 from pathlib import Path
@@ -22,11 +21,13 @@ from oauth import AuthorizeLinks
 from oauth.urls import SCOPES
 from serving import CannotListen, Server
 from storage import StorageError, Store
+from terminal import clip, local_time, printable, table
 
 EXIT_CONFIG = 2
 EXIT_INTERRUPTED = 130  # Ctrl-C before the server took over the signal
 SANDBOX_PORT = 8888
 SIMULATOR_PORT = 9000
+NICKNAME_COLUMNS = 24  # `users` cuts longer nicknames
 
 
 class App(Protocol):
@@ -224,14 +225,14 @@ def print_authorize_url(
 def users(config: settings.Config, _args: argparse.Namespace, make_app: AppFactory) -> int:
     with closing(make_app(config)) as app:
         followers = app.store.list_followers()
-    row = "{:<30} {:<16} {:<16} {:<12} {:<20} {}"
-    print(row.format("openid", "nickname", "scope", "access token", "token expires", "status"))
+    rows = [("openid", "nickname", "scope", "access token", "token expires", "status")]
     for f in followers:
-        expiry = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(f.access_expires_at))
+        nickname = clip(printable(f.nickname or "-"), NICKNAME_COLUMNS)
+        expiry = local_time(f.access_expires_at)
         status = "needs re-authorization" if f.needs_reauth else "ok"
-        print(
-            row.format(f.openid, f.nickname or "-", f.scope, mask(f.access_token), expiry, status)
-        )
+        rows.append((f.openid, nickname, f.scope, mask(f.access_token), expiry, status))
+    for line in table(rows):
+        print(line)
     print(f"{len(followers)} follower(s)")
     return 0
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import wcwidth
 
 from tests.conftest import APP_ID, APP_SECRET, ROOT, TOKEN, Follower, free_port, write_config
 
@@ -130,6 +131,32 @@ def test_users_lists_followers_with_secrets_masked(sim, start_bot):
     assert stored.access_token not in done.stdout
     assert stored.refresh_token not in done.stdout
     assert "1 follower(s)" in done.stdout
+
+
+NICKNAMES = ("Ａlice·王", "<b>熊猫</b>&🐼", "👨‍👩‍👧一家", "老王" * 20, "\x1b[31m红\u202e字\n")
+
+
+def test_users_lines_up_chinese_and_emoji_nicknames_and_says_the_time_zone(sim, start_bot):
+    bot = start_bot()
+    for nickname in NICKNAMES:
+        openid = sim.add_follower(nickname).openid
+        assert Follower(sim, bot, openid).authorize().status_code == 303
+    done = run("--config", str(bot.config.source), "users", env={"TZ": "CST-8"})
+    assert done.returncode == 0, done.stderr
+    header, *rows, total = done.stdout.splitlines()
+    assert total == f"{len(NICKNAMES)} follower(s)" and len(rows) == len(NICKNAMES)
+    # Every column starts at the same display column (CJK and emoji count two).
+    for column in ("scope", "access token", "token expires", "status"):
+        starts = {wcwidth.width(header[: header.index(column)])}
+        for row in rows:
+            cells = re.split(r"\s{2,}", row)
+            value = cells[("scope", "access token", "token expires", "status").index(column) + 2]
+            starts.add(wcwidth.width(row[: row.index(value)]))
+        assert len(starts) == 1, (column, done.stdout)
+    assert all(re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC\+08:00", row) for row in rows)
+    assert "\x1b" not in done.stdout and "\u202e" not in done.stdout  # nothing reaches the terminal
+    assert "?[31m红?字?" in done.stdout
+    assert "老王" * 5 + "老…  " in done.stdout  # cut at 24 columns
 
 
 def test_serve_runs_a_real_server_and_warns_about_sandbox(tmp_path):
