@@ -178,7 +178,16 @@ class Router:
         ticket = secrets.token_urlsafe(16)
         with self._lock:
             self._tickets[ticket] = (link, follower.openid)
-        return html_page(consent_page(follower.nickname, link.scope, self.sim.app_id, ticket))
+        return html_page(
+            consent_page(
+                follower.nickname,
+                self.sim.avatar_url(follower),
+                self.sim.account_name,
+                self.sim.avatar_url(),
+                link.scope,
+                ticket,
+            )
+        )
 
     def confirm(self, request: Request) -> Response:
         """The consent form: allow → code and state; deny → state only."""

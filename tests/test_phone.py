@@ -21,6 +21,7 @@ STATIC_TYPES = {
     "phone.css": "text/css",
     "phone.js": "text/javascript",
     "favicon.svg": "image/svg+xml",
+    "wechat.css": "text/css",
 }
 SVG_NAMESPACE = b"http://www.w3.org/2000/svg"  # a name, never fetched
 # What the browser tests select the page's parts by.
@@ -66,7 +67,14 @@ def test_the_page_names_its_parts_for_the_browser_tests(sim):
 
 @pytest.mark.parametrize(
     "path",
-    ["/static/../app.py", "/static/avatar.svg.tmpl", "/static/nope.css", "/static/", "/mmopen/"],
+    [
+        "/static/../app.py",
+        "/static/avatar.svg.tmpl",
+        "/static/consent.html.tmpl",
+        "/static/nope.css",
+        "/static/",
+        "/mmopen/",
+    ],
 )
 def test_only_the_served_files_are_served(sim, path):
     assert get(sim, path).status_code == 404
@@ -158,3 +166,25 @@ def test_the_page_links_resolve_on_the_simulator(sim):
     html = get(sim, "/phone").content.decode("utf-8")
     for url in re.findall(r'(?:href|src)="([^"]+)"', html):
         assert requests.get(urljoin(sim.url + "/phone", url), timeout=5).status_code == 200
+
+
+def test_wechats_consent_page_shows_the_account_and_the_follower_with_their_avatars(sim):
+    link = (
+        f"{sim.url}/connect/oauth2/authorize?appid={sim.app_id}"
+        "&redirect_uri=http%3A%2F%2F127.0.0.1%3A8888%2Foauth%2Fcallback"
+        "&response_type=code&scope=snsapi_userinfo&state=s#wechat_redirect"
+    )
+    html = sim.authorize(link).html
+    follower = sim.followers[sim.default_openid]
+    assert sim.account_name in html and follower.nickname in html
+    assert f'src="{sim.avatar_url()}"' in html and f'src="{sim.avatar_url(follower)}"' in html
+    assert "<style" not in html and 'href="/static/wechat.css"' in html
+    assert get(sim, "/static/wechat.css").headers["Content-Type"].startswith("text/css")
+
+
+def test_an_error_page_without_an_errcode_shows_none(sim):
+    confirm = requests.post(
+        sim.url + "/connect/oauth2/authorize/confirm", data={"ticket": "gone"}, timeout=5
+    )
+    html = confirm.content.decode("utf-8")
+    assert "授权页面已失效" in html and '<p class="code" hidden>' in html
