@@ -15,7 +15,7 @@ from html import unescape
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
 
 from simulator import Simulator
 from tests.conftest import ANCHOR, ROOT
@@ -135,9 +135,38 @@ def via_push(phone: Phone) -> str:
     return reply
 
 
+def account_replies(page: Page) -> Locator:
+    return page.locator('[data-testid="message-bubble"][data-from="account"]')
+
+
+def open_chat(phone: Phone, wechat: Simulator | None = None) -> Page:
+    """The phone page of the simulator (`wechat`, else the phone's), the chat on screen."""
+    phone.page.goto((wechat or phone.sim).url + "/phone")
+    expect(phone.page.locator('body[data-ready="true"]')).to_be_attached()
+    return phone.page
+
+
+def say_in_chat(page: Page, content: str) -> Locator:
+    """Type `content`, tap 发送, and wait for the account's answer: its bubble."""
+    replies = account_replies(page)
+    before = replies.count()
+    page.get_by_test_id("composer-input").fill(content)
+    page.get_by_test_id("send-button").tap()
+    expect(replies).to_have_count(before + 1)
+    return replies.last
+
+
+def via_phone_page(phone: Phone) -> str:
+    """The follower writes in the chat on the phone page and taps the link in the answer."""
+    reply = say_in_chat(open_chat(phone), "你好")
+    shown = reply.inner_text()
+    reply.get_by_role("link").tap()
+    return shown
+
+
 # Ways into the journey: each has the follower write to the account, opens the reply's
 # link in the phone's browser and returns the reply's text as the follower read it.
-ENTRIES: dict[str, Callable[[Phone], str]] = {"push": via_push}
+ENTRIES: dict[str, Callable[[Phone], str]] = {"push": via_push, "phone": via_phone_page}
 
 
 @pytest.fixture(params=sorted(ENTRIES))
