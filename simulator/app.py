@@ -152,7 +152,7 @@ class Simulator:
         self.faults: dict[str, list[Fault]] = {}
         self._lock = threading.Lock()
         self._server: HTTPServerThread | None = None
-        self._host = "127.0.0.1"
+        self._url: str | None = None
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -160,7 +160,8 @@ class Simulator:
         """Serve on a background thread (port 0 picks a free one); a second call is a no-op."""
         if self._server is None:
             self._server = HTTPServerThread(host, port, Router(self).handle)
-            self._host = host
+            bracketed = f"[{host}]" if ":" in host else host
+            self._url = f"http://{bracketed}:{self._server.port}"
         return self
 
     def stop(self) -> None:
@@ -184,9 +185,11 @@ class Simulator:
 
     @property
     def url(self) -> str:
-        """Base URL for both open_base and api_base, e.g. http://127.0.0.1:PORT."""
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self.port}"
+        """Base URL for both open_base and api_base, e.g. http://127.0.0.1:PORT. It stays
+        what it was once stopped (a request still being answered may need it)."""
+        if self._url is None:
+            raise RuntimeError("the simulator is not started")
+        return self._url
 
     @property
     def callback_domain(self) -> str:

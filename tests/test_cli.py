@@ -189,11 +189,13 @@ def test_serve_runs_a_real_server_and_warns_about_sandbox(tmp_path):
 
 
 def _wait_for(url: str) -> requests.Response:
+    """The first answer of a server starting up. gunicorn listens before its worker has
+    loaded the bot, so a request may also wait there (a timeout), not only be refused."""
     deadline = time.monotonic() + 20
     while True:
         try:
             return requests.get(url, timeout=2)
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)

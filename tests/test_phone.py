@@ -188,3 +188,12 @@ def test_an_error_page_without_an_errcode_shows_none(sim):
     )
     html = confirm.content.decode("utf-8")
     assert "授权页面已失效" in html and '<p class="code" hidden>' in html
+
+
+def test_avatar_urls_still_work_while_wechat_stops(make_sim):
+    """A userinfo answer still in flight when stop() runs names the avatar (it raised)."""
+    sim = make_sim()
+    address = sim.url
+    sim.stop()
+    follower = sim.followers[sim.default_openid]
+    assert sim.avatar_url(follower).startswith(address + "/mmopen/vi_32/")
