@@ -64,10 +64,14 @@ def xml_char(char: str) -> bool:
     )
 
 
+def allowed(text: str) -> str:
+    """`text` without the characters XML forbids: what goes on the wire."""
+    return "".join(char for char in text if xml_char(char))
+
+
 def readable(text: str) -> str:
     """What a parser reads back from `text` once the forbidden characters are gone."""
-    kept = "".join(char for char in text if xml_char(char))
-    return kept.replace("\r\n", "\n").replace("\r", "\n")
+    return allowed(text).replace("\r\n", "\n").replace("\r", "\n")
 
 
 def parse(xml: bytes) -> Any:
@@ -91,7 +95,7 @@ def test_any_text_reads_back(content: str, to_user: str, from_user: str) -> None
     assert root.findtext("FromUserName") == readable(from_user)
     assert root.findtext("MsgType") == "text" and root.findtext("CreateTime").isdigit()
     shown, expected = root.findtext("Content"), readable(content)
-    if len(expected.encode()) <= MAX_TEXT_BYTES:
+    if len(allowed(content).encode()) <= MAX_TEXT_BYTES:  # a parser reads \r\n as one byte
         assert shown == expected
     else:
         assert_cut_well(expected, shown)
