@@ -149,8 +149,11 @@ class Store:
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
+        # SQLAlchemy reports an INSERT's rowcount (a claim's outcome) only when asked
+        # to: SQLite's driver happens to keep it, psycopg's cursor is gone by then.
+        options = {"write": True, "preserve_rowcount": True}
         try:
-            with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            with self.engine.connect().execution_options(**options) as conn, conn.begin():
                 yield conn
         except SQLAlchemyError as exc:
             reason = _reason(exc, self.engine.url.password)

@@ -8,6 +8,8 @@ import pytest
 
 from tests.conftest import Follower
 
+pytestmark = pytest.mark.backends("sqlite", "postgresql")
+
 
 def _userinfo_calls(sim) -> list:
     return [params for path, params in sim.calls if path == "/sns/userinfo"]

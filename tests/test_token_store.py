@@ -5,19 +5,23 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
+import pytest
+
 from oauth import StateLedger, TokenStore
 from storage import Claim, Store
 from tests.test_storage import _follower
 
+pytestmark = pytest.mark.backends("sqlite", "postgresql")
 
-def test_store_satisfies_both_interfaces(tmp_path):
-    store = Store.from_url(f"sqlite:///{tmp_path / 'a.sqlite3'}")
+
+def test_store_satisfies_both_interfaces(db_url):
+    store = Store.from_url(db_url)
     assert isinstance(store, TokenStore)
     assert isinstance(store, StateLedger)
 
 
-def test_update_token_stores_tokens_and_leaves_the_profile(tmp_path):
-    store = Store.from_url(f"sqlite:///{tmp_path / 'a.sqlite3'}")
+def test_update_token_stores_tokens_and_leaves_the_profile(db_url):
+    store = Store.from_url(db_url)
     before = _follower("o1")
     store.save_follower(before)
     renewed = replace(
@@ -37,8 +41,8 @@ def test_update_token_stores_tokens_and_leaves_the_profile(tmp_path):
     assert store.get_follower("o-unknown") is None
 
 
-def test_a_claim_is_done_only_for_its_client_or_the_follower_it_signed_in(tmp_path):
-    store = Store.from_url(f"sqlite:///{tmp_path / 'a.sqlite3'}")
+def test_a_claim_is_done_only_for_its_client_or_the_follower_it_signed_in(db_url):
+    store = Store.from_url(db_url)
     state, expires = "s" * 64, int(time.time()) + 600
     assert store.claim_state(state, "mine", expires, 120) == (Claim.NEW, None)
     assert store.claim_state(state, "mine", expires, 120) == (Claim.IN_FLIGHT, None)
