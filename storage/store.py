@@ -3,7 +3,8 @@ tables of storage/deliveries.py).
 
 SQLAlchemy Core keeps it dialect-neutral: SQLite by default (WAL, busy timeout,
 writes under BEGIN IMMEDIATE so concurrent writers queue instead of failing),
-PostgreSQL when several instances share it.
+PostgreSQL when several instances share it. Opening it brings the schema up to
+date (storage/migrate.py).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from storage.schema import followers, metadata, oauth_states, sessions
+from storage.migrate import UnknownRevision, Upgrade, upgrade
+from storage.schema import followers, oauth_states, sessions
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # A claim still open this long after it was made belongs to a request that died
@@ -132,15 +134,18 @@ class Store:
         self.engine = engine
         self._insert = (postgresql if engine.dialect.name == "postgresql" else sqlite).insert
         self._acquaintance = _ACQUAINTANCE.compile(dialect=engine.dialect)
-        with self._write() as conn:
-            metadata.create_all(conn)
+        try:
+            with self._write() as conn:
+                self.migrated: Upgrade = upgrade(conn)  # what opening it applied
+        except UnknownRevision as exc:
+            raise StorageError(str(exc)) from None
 
     @classmethod
     def from_url(cls, url: str, base_dir: Path | None = None) -> Store:
         try:
             engine = create_store_engine(url, base_dir)
         except (SQLAlchemyError, ImportError, OSError, ValueError) as exc:
-            reason = _reason(exc, unquote(urlsplit(url).password or ""))
+            reason = error_reason(exc, unquote(urlsplit(url).password or ""))
             raise StorageError(f"cannot use storage.url: {reason}") from None
         return cls(engine)
 
@@ -156,7 +161,7 @@ class Store:
             with self.engine.connect().execution_options(**options) as conn, conn.begin():
                 yield conn
         except SQLAlchemyError as exc:
-            reason = _reason(exc, self.engine.url.password)
+            reason = error_reason(exc, self.engine.url.password)
             raise StorageError(f"storage write failed: {reason}") from None
 
     @contextmanager
@@ -165,7 +170,7 @@ class Store:
             with self.engine.connect() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            reason = _reason(exc, self.engine.url.password)
+            reason = error_reason(exc, self.engine.url.password)
             raise StorageError(f"storage read failed: {reason}") from None
 
     def ping(self) -> bool:
@@ -200,7 +205,7 @@ class Store:
             finally:
                 conn.close()  # back to the pool, which rolls back whatever was begun
         except (SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error) as exc:
-            reason = _reason(exc, self.engine.url.password)
+            reason = error_reason(exc, self.engine.url.password)
             raise StorageError(f"storage read failed: {reason}") from None
         if row is None:
             return None
@@ -329,17 +334,32 @@ class Store:
             conn.execute(delete(sessions).where(sessions.c.id == session_id))
 
 
-def _reason(exc: BaseException, password: str | None) -> str:
+def error_reason(exc: BaseException, password: str | None) -> str:
     """The database's own words ("database is locked", "password authentication failed
-    for user ..."): the driver's first line only, so never the SQL, its parameters or a
-    DETAIL quoting row values; the URL's password masked should a driver repeat it."""
+    for user ..."): the driver's first line only, so never the SQL or a DETAIL quoting
+    row values; a parameter PostgreSQL quotes in that line ('invalid input syntax for
+    type integer: "..."') and the URL's password are masked."""
     source = getattr(exc, "orig", None) or exc
     # SQLAlchemy's str() appends the statement and parameters; args[0] is the bare message.
     text = source.args[0] if isinstance(source, SQLAlchemyError) and source.args else source
     line = next(iter(str(text).strip().splitlines()), "")
+    for value in _strings(getattr(exc, "params", None)):
+        line = line.replace(f'"{value}"', '"***"')
     if password:
         line = line.replace(password, "***")
     return f"{type(source).__name__}: {line}" if line else type(source).__name__
+
+
+def _strings(params: object) -> Iterator[str]:
+    """The strings among a statement's parameters: a dict or a sequence, nested."""
+    if isinstance(params, str):
+        yield params
+    elif isinstance(params, dict):
+        for value in params.values():
+            yield from _strings(value)
+    elif isinstance(params, list | tuple):
+        for value in params:
+            yield from _strings(value)
 
 
 def _follower(row) -> Follower:

@@ -8,10 +8,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
+from sqlalchemy.exc import SQLAlchemyError
 
-from storage import Claim, Follower, Store, StoreSessionStorage
+from storage import Claim, Follower, StorageError, Store, StoreSessionStorage
 from storage.schema import oauth_states
+from storage.store import error_reason
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
 
@@ -113,3 +115,22 @@ def test_werobot_sessions_live_in_the_store(db_url):
     assert StoreSessionStorage(Store.from_url(db_url)).get("o1") == {"步骤": 2}
     del sessions["o1"]
     assert sessions.get("o1") == {}
+
+
+@pytest.mark.backends("postgresql")
+def test_postgresql_errors_keep_the_message_but_not_the_parameters(db_url):
+    store = Store.from_url(db_url)
+    with store.engine.begin() as conn:  # DETAIL: Failing row contains (o6_secretive, ...)
+        conn.execute(text("ALTER TABLE followers ADD CONSTRAINT refuse CHECK (false) NOT VALID"))
+    with pytest.raises(StorageError) as caught:
+        store.save_follower(_follower("o6_secretive"))
+    message = str(caught.value)
+    assert message == (
+        "storage write failed: CheckViolation: "
+        'new row for relation "followers" violates check constraint "refuse"'
+    )
+    with pytest.raises(SQLAlchemyError) as caught, store.engine.connect() as conn:
+        conn.execute(text("SELECT CAST(:value AS integer)"), {"value": "RT-o6_secretive"})
+    assert error_reason(caught.value, None) == (
+        'InvalidTextRepresentation: invalid input syntax for type integer: "***"'
+    )
