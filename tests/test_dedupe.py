@@ -35,7 +35,7 @@ def _ledger(url: str) -> DeliveryLedger:
 
 def _claim_all(url: str, keys: list[str], barrier, results) -> None:
     ledger = _ledger(url)
-    barrier.wait()
+    barrier.wait(timeout=60)  # a worker that failed to start must not hang the rest
     now = int(time.time())
     results.put([key for key in keys if ledger.claim(delivery_id(key), now) is None])
 

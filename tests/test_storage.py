@@ -82,7 +82,7 @@ def test_an_abandoned_claim_can_be_taken_over(db_url):
 
 def _claim_in_process(url: str, barrier, results) -> None:
     store = Store.from_url(url)
-    barrier.wait()
+    barrier.wait(timeout=60)
     results.put(store.claim_state("p" * 64, "h", int(time.time()) + 600, 120)[0].value)
 
 
