@@ -13,18 +13,21 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
+    and_,
     bindparam,
     create_engine,
     delete,
     event,
+    or_,
     select,
     text,
     update,
@@ -84,6 +87,10 @@ class Acquaintance:
 _ACQUAINTANCE = select(
     followers.c.nickname, followers.c.needs_reauth, followers.c.refresh_expires_at
 ).where(followers.c.openid == bindparam("openid"))
+
+
+# A follower's row as Follower holds it (the refresh's bookkeeping stays in storage).
+_FOLLOWERS = select(*(followers.c[f.name] for f in fields(Follower)))
 
 
 class Claim(Enum):
@@ -185,7 +192,7 @@ class Store:
 
     def get_follower(self, openid: str) -> Follower | None:
         with self._read() as conn:
-            row = conn.execute(select(followers).where(followers.c.openid == openid)).first()
+            row = conn.execute(_FOLLOWERS.where(followers.c.openid == openid)).first()
         return _follower(row) if row else None
 
     def acquaintance(self, openid: str) -> Acquaintance | None:
@@ -214,25 +221,66 @@ class Store:
 
     def list_followers(self) -> list[Follower]:
         with self._read() as conn:
-            rows = conn.execute(select(followers).order_by(followers.c.authorized_at)).all()
+            rows = conn.execute(_FOLLOWERS.order_by(followers.c.authorized_at)).all()
         return [_follower(row) for row in rows]
 
     def save_follower(self, follower: Follower) -> None:
         with self._write() as conn:
             self._upsert_follower(conn, follower)
 
-    def update_token(self, follower: Follower) -> None:
-        """Store the tokens (and scope) of a follower WeChat just refreshed; the rest
-        of the row stays as it is."""
+    def begin_refresh(self, follower: Follower, until: int) -> bool:
+        """Take the refresh of the follower's tokens until `until` (Unix seconds), if
+        the stored access token is still the one `follower` holds (same token, same
+        expiry) and no one holds the refresh: whether this caller may ask WeChat."""
+        now = int(time.time())
+        with self._write() as conn:
+            taken = conn.execute(
+                update(followers)
+                .where(_holds(follower))
+                .where(
+                    or_(followers.c.refreshing_until.is_(None), followers.c.refreshing_until < now)
+                )
+                .values(refreshing_until=until)
+            )
+        return taken.rowcount == 1
+
+    def end_refresh(self, openid: str) -> None:
+        """Give up a refresh taken with begin_refresh (WeChat failed): others may try."""
+        with self._write() as conn:
+            conn.execute(
+                update(followers).where(followers.c.openid == openid).values(refreshing_until=None)
+            )
+
+    def update_token(self, follower: Follower, replacing: Follower) -> None:
+        """Store the tokens (and scope) WeChat just issued in place of the access token
+        `replacing` holds, and end the refresh; the rest of the row stays as it is.
+        Tokens stored since (a new authorization) are newer and stay."""
         with self._write() as conn:
             conn.execute(
                 update(followers)
-                .where(followers.c.openid == follower.openid)
+                .where(_holds(replacing))
                 .values(
                     scope=follower.scope,
                     access_token=follower.access_token,
                     access_expires_at=follower.access_expires_at,
                     refresh_token=follower.refresh_token,
+                    updated_at=follower.updated_at,
+                    refreshing_until=None,
+                )
+            )
+
+    def save_profile(self, follower: Follower) -> None:
+        """Store the profile WeChat just answered (nickname, avatar, unionid); the
+        tokens and the re-authorization mark stay as stored, whoever changed them since."""
+        with self._write() as conn:
+            conn.execute(
+                update(followers)
+                .where(followers.c.openid == follower.openid)
+                .values(
+                    unionid=follower.unionid,
+                    nickname=follower.nickname,
+                    headimgurl=follower.headimgurl,
+                    profile=json.dumps(follower.profile, ensure_ascii=False),
                     updated_at=follower.updated_at,
                 )
             )
@@ -250,6 +298,7 @@ class Store:
         values["profile"] = json.dumps(follower.profile, ensure_ascii=False)
         statement = self._insert(followers).values(**values)
         updates = {k: v for k, v in values.items() if k not in ("openid", "authorized_at")}
+        updates["refreshing_until"] = None  # these tokens supersede a refresh in flight
         conn.execute(statement.on_conflict_do_update(index_elements=["openid"], set_=updates))
 
     # -- OAuth states --------------------------------------------------------
@@ -332,6 +381,16 @@ class Store:
     def delete_session(self, session_id: str) -> None:
         with self._write() as conn:
             conn.execute(delete(sessions).where(sessions.c.id == session_id))
+
+
+def _holds(follower: Follower) -> ColumnElement[bool]:
+    """The follower's row while it still holds `follower`'s access token: WeChat may
+    renew a live token in place, so its expiry tells the renewed one apart."""
+    return and_(
+        followers.c.openid == follower.openid,
+        followers.c.access_token == follower.access_token,
+        followers.c.access_expires_at == follower.access_expires_at,
+    )
 
 
 def error_reason(exc: BaseException, password: str | None) -> str:

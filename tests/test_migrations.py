@@ -19,7 +19,9 @@ from tests.conftest import write_config
 from tests.test_cli import run
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
-HEAD = "0001"
+STEPS = ("0001", "0002")  # every migration, oldest first
+HEAD = STEPS[-1]
+UPGRADED = f"database schema upgraded from none to {HEAD} ({', '.join(STEPS)})"
 
 
 def _migrate(tmp_path, db_url: str) -> str:
@@ -97,7 +99,7 @@ def test_a_database_made_before_migrations_keeps_every_row(tmp_path, db_url):
     engine = create_store_engine(db_url)
     tables = _fill_legacy(engine)
     before = _rows(engine, tables)
-    assert _migrate(tmp_path, db_url) == f"database schema upgraded from none to {HEAD} ({HEAD})"
+    assert _migrate(tmp_path, db_url) == UPGRADED
     assert _rows(engine, tables) == before
     with engine.connect() as conn:  # and the tables are now exactly what the code declares
         assert compare_metadata(MigrationContext.configure(conn), _declared(engine)) == []
@@ -109,7 +111,7 @@ def test_a_database_made_before_migrations_keeps_every_row(tmp_path, db_url):
 
 def test_a_second_migrate_changes_nothing(tmp_path, db_url):
     engine = create_store_engine(db_url)
-    assert _migrate(tmp_path, db_url) == f"database schema upgraded from none to {HEAD} ({HEAD})"
+    assert _migrate(tmp_path, db_url) == UPGRADED
     catalog = _catalog(engine)
     assert catalog["version"] == [HEAD]
     assert _migrate(tmp_path, db_url) == f"database schema up to date (version {HEAD})"
@@ -153,7 +155,7 @@ def test_instances_starting_together_upgrade_once(db_url):
     outcomes = sorted((results.get(timeout=60) for _ in starts), key=len)
     for start in starts:
         start.join(timeout=10)
-    assert outcomes == [(), (), (), (HEAD,)]
+    assert outcomes == [(), (), (), STEPS]
     engine = create_store_engine(db_url)
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(text("alembic_version"))).scalar() == 1
