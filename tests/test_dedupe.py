@@ -250,22 +250,24 @@ def gunicorn_bot(tmp_path, db_url):
     process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "BOT_CONFIG": str(config)})
     url = f"http://127.0.0.1:{port}/wechat"
     try:
-        _wait_until_up(url)
+        wait_until_up(f"http://127.0.0.1:{port}/healthz")
         yield url, process
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
 
 
-def _wait_until_up(url: str) -> None:
-    deadline = time.monotonic() + 30
+def wait_until_up(url: str) -> None:
+    """Until `url` answers 200 (a server just started), 60 s at most."""
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            requests.get(url, timeout=5)
-            return
+            if requests.get(url, timeout=5).status_code == 200:
+                return
         except requests.RequestException:
-            time.sleep(0.2)
-    raise AssertionError("gunicorn did not start")
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer")
 
 
 def _workers(process: subprocess.Popen) -> list[int]:
@@ -273,29 +275,35 @@ def _workers(process: subprocess.Popen) -> list[int]:
     return [int(pid) for pid in children.split()]
 
 
-def test_simultaneous_copies_on_gunicorn_workers_run_the_handlers_once(gunicorn_bot):
-    url, process = gunicorn_bot
-    assert len(_workers(process)) == 2
-    copies = 6
+def assert_copies_run_once(urls: list[str], deliveries: int, copies: int) -> None:
+    """Send `copies` of each of `deliveries` deliveries at once, copy i to
+    urls[i % len(urls)], each on a connection of its own as WeChat's retries; every
+    copy of a delivery must get the same answer, with a link: the handlers ran once."""
 
     def deliver(msg_id: str) -> list[str]:
         body = text_xml(msg_id=msg_id).encode("utf-8")
         query = signed_query()
         barrier = threading.Barrier(copies)
 
-        def send(_) -> str:
-            with requests.Session() as session:  # a connection of its own, as WeChat's retries
-                barrier.wait()
-                answer = session.post(url, params=query, data=body, timeout=10)
+        def send(copy: int) -> str:
+            with requests.Session() as session:
+                barrier.wait(timeout=30)
+                answer = session.post(urls[copy % len(urls)], params=query, data=body, timeout=10)
             assert answer.status_code == 200
             return answer.text
 
         with ThreadPoolExecutor(copies) as pool:
             return list(pool.map(send, range(copies)))
 
-    replies = [deliver(f"77{i:014d}") for i in range(20)]
+    replies = [deliver(f"77{i:014d}") for i in range(deliveries)]
     for answers in replies:
         # each run mints a new state: identical answers mean the handlers ran once
         assert len(set(answers)) == 1, answers
         assert "<a href=" in answers[0]
-    assert len({answers[0] for answers in replies}) == 20
+    assert len({answers[0] for answers in replies}) == deliveries
+
+
+def test_simultaneous_copies_on_gunicorn_workers_run_the_handlers_once(gunicorn_bot):
+    url, process = gunicorn_bot
+    assert len(_workers(process)) == 2
+    assert_copies_run_once([url], deliveries=20, copies=6)

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import requests
 
 from storage import Store
 from tests.conftest import ANCHOR, ROOT, free_port, write_config
-from tests.test_wire import signed_query, text_xml
+from tests.test_dedupe import assert_copies_run_once, wait_until_up
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
 
@@ -46,19 +45,6 @@ def _start(config: Path) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=ROOT, env=environ)
 
 
-def _wait_until_up(instance: Instance) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert instance.process.poll() is None, "the instance exited"
-        try:
-            if requests.get(instance.url + "/healthz", timeout=5).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{instance.url} did not start")
-
-
 @pytest.fixture
 def instances(sim, tmp_path, db_url):
     """Two bots on `db_url`, started at the same moment on an empty database."""
@@ -69,7 +55,7 @@ def instances(sim, tmp_path, db_url):
         started.append(Instance(f"http://127.0.0.1:{port}", _start(config)))
     try:
         for instance in started:
-            _wait_until_up(instance)
+            wait_until_up(instance.url + "/healthz")
         sim.bot_url = started[0].wechat_url
         yield started
     finally:
@@ -117,30 +103,8 @@ def test_a_state_used_on_one_is_refused_on_the_other(sim, instances):
 
 
 def test_copies_of_a_delivery_split_across_them_run_the_handlers_once(instances):
-    copies = 4  # WeChat's retries of one delivery, landing on both instances
-
-    def deliver(msg_id: str) -> list[str]:
-        body = text_xml(msg_id=msg_id).encode("utf-8")
-        query = signed_query()
-        barrier = threading.Barrier(copies)
-
-        def send(copy: int) -> str:
-            with requests.Session() as session:  # a connection of its own, as WeChat's retries
-                barrier.wait(timeout=30)
-                target = instances[copy % 2].wechat_url
-                answer = session.post(target, params=query, data=body, timeout=10)
-            assert answer.status_code == 200
-            return answer.text
-
-        with ThreadPoolExecutor(copies) as pool:
-            return list(pool.map(send, range(copies)))
-
-    replies = [deliver(f"88{i:014d}") for i in range(10)]
-    for answers in replies:
-        # each run mints a new state: identical answers mean the handlers ran once
-        assert len(set(answers)) == 1, answers
-        assert "<a href=" in answers[0]
-    assert len({answers[0] for answers in replies}) == 10
+    # WeChat's retries of one delivery, landing on both instances
+    assert_copies_run_once([i.wechat_url for i in instances], deliveries=10, copies=4)
 
 
 def test_both_refreshing_one_expired_token_call_wechat_once(sim, instances, db_url):
