@@ -1,6 +1,6 @@
-"""storage/schema.py as it was before migrations (commit 733c369), verbatim below this
-docstring: the schema that `metadata.create_all` gave every database made until then.
-Frozen: tests build such a database with it and upgrade it."""
+"""storage/schema.py as main had it before migrations (the same from 733c369 to
+e5bc7da), verbatim below this docstring: the schema that `metadata.create_all` gave
+every database made until then. Frozen: tests build such a database and upgrade it."""
 
 from sqlalchemy import (
     BigInteger,
