@@ -1,4 +1,5 @@
-"""`python bot.py [--config PATH] COMMAND`: serve, sandbox, check, authorize-url, users.
+"""`python bot.py [--config PATH] COMMAND`: serve, sandbox, check, authorize-url, users,
+migrate.
 
 bot.py composes the bot and hands its class in (`main(argv, Bot)`): every command
 works on that one composition, and this module never imports bot.py back.
@@ -101,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     url = commands.add_parser("authorize-url", help="print a fresh authorize URL")
     url.add_argument("--scope", choices=SCOPES)
     commands.add_parser("users", help="list authorized followers (secrets masked)")
+    commands.add_parser("migrate", help="bring the database schema up to date")
     return parser
 
 
@@ -116,6 +118,8 @@ def _setup_logging() -> None:
     )
     # urllib3's request lines are noise at INFO (their secrets are masked by oauth/client.py).
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    # So are Alembic's on every start; storage.migrate logs the steps it applies.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def serve(config: settings.Config, _args: argparse.Namespace, make_app: AppFactory) -> int:
@@ -237,6 +241,18 @@ def users(config: settings.Config, _args: argparse.Namespace, make_app: AppFacto
     return 0
 
 
+def migrate(config: settings.Config, _args: argparse.Namespace, make_app: AppFactory) -> int:
+    """Opening the store applies what is pending (serve does it too): say what that was."""
+    with closing(make_app(config)) as app:
+        done = app.store.migrated
+    if done.applied:
+        steps = ", ".join(done.applied)
+        print(f"database schema upgraded from {done.before or 'none'} to {done.after} ({steps})")
+    else:
+        print(f"database schema up to date (version {done.after})")
+    return 0
+
+
 def mask(secret: str) -> str:
     return secret[:4] + "…" + "*" * 6 if len(secret) > 8 else "*" * len(secret)
 
@@ -247,4 +263,5 @@ COMMANDS = {
     "check": check,
     "authorize-url": print_authorize_url,
     "users": users,
+    "migrate": migrate,
 }

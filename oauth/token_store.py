@@ -3,7 +3,8 @@
 Protocol apart from persistence, as Authlib does it: the flows in `oauth/` talk to
 these two small interfaces, and `storage.Store` satisfies both. `update_token` is
 the hook a refresh calls the moment WeChat renews a token, so a token WeChat has
-issued is kept whatever happens next in the visit.
+issued is kept whatever happens next in the visit. `begin_refresh` lets one caller
+at a time, across every instance on the database, refresh a follower's tokens.
 """
 
 from __future__ import annotations
@@ -19,11 +20,19 @@ class TokenStore(Protocol):
 
     def get_follower(self, openid: str) -> Follower | None: ...
 
-    def save_follower(self, follower: Follower) -> None:
-        """Store the follower as given: tokens, profile and all."""
+    def save_profile(self, follower: Follower) -> None:
+        """Store only the follower's profile (nickname, avatar, unionid)."""
 
-    def update_token(self, follower: Follower) -> None:
-        """Store only the tokens (and scope) of a follower WeChat just refreshed."""
+    def begin_refresh(self, follower: Follower, until: int) -> bool:
+        """Whether this caller may refresh the tokens now: the stored access token is
+        still `follower`'s and nobody else is refreshing it (until `until`, Unix seconds)."""
+
+    def end_refresh(self, openid: str) -> None:
+        """Give up a refresh that failed, so another caller may try."""
+
+    def update_token(self, follower: Follower, replacing: Follower) -> None:
+        """Store the tokens (and scope) WeChat just issued in place of those `replacing`
+        holds, unless newer ones were stored since; this ends the refresh."""
 
     def mark_needs_reauth(self, openid: str) -> None: ...
 

@@ -11,13 +11,14 @@ from enum import Enum
 from oauth import profile
 from oauth.client import WeChatOAuth
 from oauth.deadline import Deadline
-from oauth.errors import WeChatAPIError, WeChatUnavailable
+from oauth.errors import OAuthError, WeChatAPIError, WeChatUnavailable
 from oauth.token_store import TokenStore
 from storage import Follower
 
 log = logging.getLogger(__name__)
 
 EXPIRY_MARGIN = 60  # refresh a little early rather than get 42001 mid-visit
+REFRESH_POLL = 0.1  # how often a request waiting for another's refresh looks again
 
 
 class Standing(Enum):
@@ -71,10 +72,25 @@ class TokenUpkeep:
         return self._validate(renewed, deadline)
 
     def _refresh(self, follower: Follower, deadline: Deadline) -> Follower:
-        """Renew the tokens; they are stored at once (the update_token hook), so a token
-        WeChat issued is kept even if the check after it fails."""
-        renewed = profile.refreshed(follower, self.client.refresh(follower.refresh_token, deadline))
-        self.tokens.update_token(renewed)
+        """Renew the tokens, one caller at a time across every instance: the one that
+        takes the refresh asks WeChat and stores the tokens at once (the update_token
+        hook), so they are kept even if the check after it fails; the others wait
+        for those tokens instead of asking WeChat again."""
+        until = int(time.time() + deadline.remaining()) + 1  # it lapses should we die
+        while not self.tokens.begin_refresh(follower, until):
+            current = self.tokens.get_follower(follower.openid)
+            if current is not None and _tokens(current) != _tokens(follower):
+                return current  # renewed by another request, here or on another instance
+            if not deadline.allows(REFRESH_POLL):
+                raise WeChatUnavailable("refresh: another request is still refreshing")
+            time.sleep(REFRESH_POLL)
+        try:
+            grant = self.client.refresh(follower.refresh_token, deadline)
+        except OAuthError:
+            self.tokens.end_refresh(follower.openid)
+            raise
+        renewed = profile.refreshed(follower, grant)
+        self.tokens.update_token(renewed, replacing=follower)
         return renewed
 
     def _validate(self, follower: Follower, deadline: Deadline) -> Follower:
@@ -89,5 +105,10 @@ class TokenUpkeep:
         else:
             self.client.check_token(follower.access_token, follower.openid, deadline)
             checked = replace(follower, updated_at=now)
-        self.tokens.save_follower(checked)
+        self.tokens.save_profile(checked)
         return checked
+
+
+def _tokens(follower: Follower) -> tuple[str, int]:
+    """The access token as stored: WeChat may renew a live one in place, with a new expiry."""
+    return follower.access_token, follower.access_expires_at

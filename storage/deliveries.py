@@ -16,8 +16,10 @@ the key space at a time, so the write lock is only ever held briefly.
 Its rows matter for minutes, not forever, so it trades durability for speed.
 With SQLite it lives in a file of its own beside the store's (`bot.sqlite3` →
 `bot.deliveries.sqlite3`) written without fsync, which the store's followers and
-tokens never share; an unreadable ledger file is replaced at start. With
-PostgreSQL it is a table of the same database, committed asynchronously.
+tokens never share; an unreadable ledger file is replaced at start, and its table
+is made there with create_all, unversioned: a throwaway file needs no migration.
+With PostgreSQL it is a table of the same database, committed asynchronously, and
+versioned with the store's other tables (storage/migrations).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from storage.schema import ledger_metadata
-from storage.store import StorageError, create_store_engine
+from storage.store import StorageError, create_store_engine, error_reason
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -89,17 +91,23 @@ class DeliveryLedger:
             return cls(create_store_engine(f"sqlite:///{ledger_path}"))
 
     def __init__(self, engine: Engine) -> None:
-        try:  # the write lock up front: another worker may be creating it this moment
-            with engine.connect().execution_options(write=True) as conn, conn.begin():
-                ledger_metadata.create_all(conn)
-        except SQLAlchemyError as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else ""
-            raise StorageError(f"delivery ledger: {type(exc).__name__}: {reason}") from None
+        """A ledger on `engine`: on PostgreSQL its table comes with the store's
+        migrations; a SQLite file of its own gets it here."""
         self._engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
         self._sql = _statements("?" if engine.dialect.paramstyle == "qmark" else "%s")
         self._conn: Any = None
         self._lock = threading.Lock()
+        if self._sqlite:
+            self._create_table()
+
+    def _create_table(self) -> None:
+        """Under SQLite's write lock, so that workers starting together create it once."""
+        try:
+            with self._engine.connect().execution_options(write=True) as conn, conn.begin():
+                ledger_metadata.create_all(conn)
+        except SQLAlchemyError as exc:
+            raise self._failure(exc) from None
 
     def claim(self, delivery: int, now: int) -> int | None:
         """None for the first copy of `delivery` (a delivery_id) anywhere on this
@@ -193,8 +201,7 @@ class DeliveryLedger:
 
     def _failure(self, exc: Exception) -> StorageError:
         self._drop()  # a broken connection is replaced on the next call
-        reason = str(exc).splitlines()[0] if str(exc) else ""  # never the parameters
-        return StorageError(f"delivery ledger: {type(exc).__name__}: {reason}")
+        return StorageError(f"delivery ledger: {error_reason(exc, self._engine.url.password)}")
 
     def _connection(self) -> Any:
         if self._conn is None:

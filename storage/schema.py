@@ -31,6 +31,8 @@ followers = Table(
     Column("needs_reauth", Boolean, nullable=False, default=False),
     Column("authorized_at", Integer, nullable=False),
     Column("updated_at", Integer, nullable=False),
+    # Set while one instance refreshes the tokens: the others wait for its result.
+    Column("refreshing_until", Integer),
 )
 
 # A row per state that reached the callback: it makes a state single-use and

@@ -3,7 +3,8 @@ tables of storage/deliveries.py).
 
 SQLAlchemy Core keeps it dialect-neutral: SQLite by default (WAL, busy timeout,
 writes under BEGIN IMMEDIATE so concurrent writers queue instead of failing),
-PostgreSQL when several instances share it.
+PostgreSQL when several instances share it. Opening it brings the schema up to
+date (storage/migrate.py).
 """
 
 from __future__ import annotations
@@ -12,18 +13,21 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
+    and_,
     bindparam,
     create_engine,
     delete,
     event,
+    or_,
     select,
     text,
     update,
@@ -32,7 +36,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from storage.schema import followers, metadata, oauth_states, sessions
+from storage.migrate import UnknownRevision, Upgrade, upgrade
+from storage.schema import followers, oauth_states, sessions
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # A claim still open this long after it was made belongs to a request that died
@@ -84,6 +89,10 @@ _ACQUAINTANCE = select(
 ).where(followers.c.openid == bindparam("openid"))
 
 
+# A follower's row as Follower holds it (the refresh's bookkeeping stays in storage).
+_FOLLOWERS = select(*(followers.c[f.name] for f in fields(Follower)))
+
+
 class Claim(Enum):
     """What claiming a state found."""
 
@@ -132,15 +141,18 @@ class Store:
         self.engine = engine
         self._insert = (postgresql if engine.dialect.name == "postgresql" else sqlite).insert
         self._acquaintance = _ACQUAINTANCE.compile(dialect=engine.dialect)
-        with self._write() as conn:
-            metadata.create_all(conn)
+        try:
+            with self._write() as conn:
+                self.migrated: Upgrade = upgrade(conn)  # what opening it applied
+        except UnknownRevision as exc:
+            raise StorageError(str(exc)) from None
 
     @classmethod
     def from_url(cls, url: str, base_dir: Path | None = None) -> Store:
         try:
             engine = create_store_engine(url, base_dir)
         except (SQLAlchemyError, ImportError, OSError, ValueError) as exc:
-            reason = _reason(exc, unquote(urlsplit(url).password or ""))
+            reason = error_reason(exc, unquote(urlsplit(url).password or ""))
             raise StorageError(f"cannot use storage.url: {reason}") from None
         return cls(engine)
 
@@ -149,11 +161,14 @@ class Store:
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
+        # SQLAlchemy reports an INSERT's rowcount (a claim's outcome) only when asked
+        # to: SQLite's driver happens to keep it, psycopg's cursor is gone by then.
+        options = {"write": True, "preserve_rowcount": True}
         try:
-            with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            with self.engine.connect().execution_options(**options) as conn, conn.begin():
                 yield conn
         except SQLAlchemyError as exc:
-            reason = _reason(exc, self.engine.url.password)
+            reason = error_reason(exc, self.engine.url.password)
             raise StorageError(f"storage write failed: {reason}") from None
 
     @contextmanager
@@ -162,7 +177,7 @@ class Store:
             with self.engine.connect() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            reason = _reason(exc, self.engine.url.password)
+            reason = error_reason(exc, self.engine.url.password)
             raise StorageError(f"storage read failed: {reason}") from None
 
     def ping(self) -> bool:
@@ -177,7 +192,7 @@ class Store:
 
     def get_follower(self, openid: str) -> Follower | None:
         with self._read() as conn:
-            row = conn.execute(select(followers).where(followers.c.openid == openid)).first()
+            row = conn.execute(_FOLLOWERS.where(followers.c.openid == openid)).first()
         return _follower(row) if row else None
 
     def acquaintance(self, openid: str) -> Acquaintance | None:
@@ -197,7 +212,7 @@ class Store:
             finally:
                 conn.close()  # back to the pool, which rolls back whatever was begun
         except (SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error) as exc:
-            reason = _reason(exc, self.engine.url.password)
+            reason = error_reason(exc, self.engine.url.password)
             raise StorageError(f"storage read failed: {reason}") from None
         if row is None:
             return None
@@ -206,25 +221,66 @@ class Store:
 
     def list_followers(self) -> list[Follower]:
         with self._read() as conn:
-            rows = conn.execute(select(followers).order_by(followers.c.authorized_at)).all()
+            rows = conn.execute(_FOLLOWERS.order_by(followers.c.authorized_at)).all()
         return [_follower(row) for row in rows]
 
     def save_follower(self, follower: Follower) -> None:
         with self._write() as conn:
             self._upsert_follower(conn, follower)
 
-    def update_token(self, follower: Follower) -> None:
-        """Store the tokens (and scope) of a follower WeChat just refreshed; the rest
-        of the row stays as it is."""
+    def begin_refresh(self, follower: Follower, until: int) -> bool:
+        """Take the refresh of the follower's tokens until `until` (Unix seconds), if
+        the stored access token is still the one `follower` holds (same token, same
+        expiry) and no one holds the refresh: whether this caller may ask WeChat."""
+        now = int(time.time())
+        with self._write() as conn:
+            taken = conn.execute(
+                update(followers)
+                .where(_holds(follower))
+                .where(
+                    or_(followers.c.refreshing_until.is_(None), followers.c.refreshing_until < now)
+                )
+                .values(refreshing_until=until)
+            )
+        return taken.rowcount == 1
+
+    def end_refresh(self, openid: str) -> None:
+        """Give up a refresh taken with begin_refresh (WeChat failed): others may try."""
+        with self._write() as conn:
+            conn.execute(
+                update(followers).where(followers.c.openid == openid).values(refreshing_until=None)
+            )
+
+    def update_token(self, follower: Follower, replacing: Follower) -> None:
+        """Store the tokens (and scope) WeChat just issued in place of the access token
+        `replacing` holds, and end the refresh; the rest of the row stays as it is.
+        Tokens stored since (a new authorization) are newer and stay."""
         with self._write() as conn:
             conn.execute(
                 update(followers)
-                .where(followers.c.openid == follower.openid)
+                .where(_holds(replacing))
                 .values(
                     scope=follower.scope,
                     access_token=follower.access_token,
                     access_expires_at=follower.access_expires_at,
                     refresh_token=follower.refresh_token,
+                    updated_at=follower.updated_at,
+                    refreshing_until=None,
+                )
+            )
+
+    def save_profile(self, follower: Follower) -> None:
+        """Store the profile WeChat just answered (nickname, avatar, unionid); the
+        tokens and the re-authorization mark stay as stored, whoever changed them since."""
+        with self._write() as conn:
+            conn.execute(
+                update(followers)
+                .where(followers.c.openid == follower.openid)
+                .values(
+                    unionid=follower.unionid,
+                    nickname=follower.nickname,
+                    headimgurl=follower.headimgurl,
+                    profile=json.dumps(follower.profile, ensure_ascii=False),
                     updated_at=follower.updated_at,
                 )
             )
@@ -242,6 +298,7 @@ class Store:
         values["profile"] = json.dumps(follower.profile, ensure_ascii=False)
         statement = self._insert(followers).values(**values)
         updates = {k: v for k, v in values.items() if k not in ("openid", "authorized_at")}
+        updates["refreshing_until"] = None  # these tokens supersede a refresh in flight
         conn.execute(statement.on_conflict_do_update(index_elements=["openid"], set_=updates))
 
     # -- OAuth states --------------------------------------------------------
@@ -326,17 +383,42 @@ class Store:
             conn.execute(delete(sessions).where(sessions.c.id == session_id))
 
 
-def _reason(exc: BaseException, password: str | None) -> str:
+def _holds(follower: Follower) -> ColumnElement[bool]:
+    """The follower's row while it still holds `follower`'s access token: WeChat may
+    renew a live token in place, so its expiry tells the renewed one apart."""
+    return and_(
+        followers.c.openid == follower.openid,
+        followers.c.access_token == follower.access_token,
+        followers.c.access_expires_at == follower.access_expires_at,
+    )
+
+
+def error_reason(exc: BaseException, password: str | None) -> str:
     """The database's own words ("database is locked", "password authentication failed
-    for user ..."): the driver's first line only, so never the SQL, its parameters or a
-    DETAIL quoting row values; the URL's password masked should a driver repeat it."""
+    for user ..."): the driver's first line only, so never the SQL or a DETAIL quoting
+    row values; a parameter PostgreSQL quotes in that line ('invalid input syntax for
+    type integer: "..."') and the URL's password are masked."""
     source = getattr(exc, "orig", None) or exc
     # SQLAlchemy's str() appends the statement and parameters; args[0] is the bare message.
     text = source.args[0] if isinstance(source, SQLAlchemyError) and source.args else source
     line = next(iter(str(text).strip().splitlines()), "")
+    for value in _strings(getattr(exc, "params", None)):
+        line = line.replace(f'"{value}"', '"***"')
     if password:
         line = line.replace(password, "***")
     return f"{type(source).__name__}: {line}" if line else type(source).__name__
+
+
+def _strings(params: object) -> Iterator[str]:
+    """The strings among a statement's parameters: a dict or a sequence, nested."""
+    if isinstance(params, str):
+        yield params
+    elif isinstance(params, dict):
+        for value in params.values():
+            yield from _strings(value)
+    elif isinstance(params, list | tuple):
+        for value in params:
+            yield from _strings(value)
 
 
 def _follower(row) -> Follower:

@@ -1,8 +1,16 @@
 """Real servers on loopback: the WeChat simulator and the bot (waitress), wired
-together exactly as in production, plus a follower who drives them over HTTP."""
+together exactly as in production, plus a follower who drives them over HTTP.
+
+Databases: `db_url` is an empty database for one test, SQLite by default. A module
+or test marked `@pytest.mark.backends("sqlite", "postgresql")` runs once per
+backend; the PostgreSQL runs use a throwaway database on the machine's server
+(tests/postgres.py), and are skipped with the reason when there is none, except in
+CI (CI=true), where a missing PostgreSQL fails them.
+"""
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import socket
@@ -18,6 +26,7 @@ import waitress
 import config as settings
 from bot import Bot
 from simulator import Simulator
+from tests.postgres import ThrowawayDatabase, Unreachable
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_ID = "wx0123456789abcdef"
@@ -42,7 +51,16 @@ def free_port() -> int:
             return port
 
 
-def write_config(path: Path, port: int, sim_url: str, scope: str = "snsapi_userinfo") -> Path:
+def write_config(
+    path: Path,
+    port: int,
+    sim_url: str,
+    scope: str = "snsapi_userinfo",
+    storage_url: str | None = None,
+) -> Path:
+    """A config file for a bot on `port` wired to the simulator at `sim_url`; the
+    database is `storage_url`, by default a SQLite file beside the config."""
+    storage_url = storage_url or f"sqlite:///{path.parent / 'bot.sqlite3'}"
     lines = [
         "[wechat]",
         f'app_id = "{APP_ID}"',
@@ -56,7 +74,7 @@ def write_config(path: Path, port: int, sim_url: str, scope: str = "snsapi_useri
         "[oauth]",
         f'scope = "{scope}"',
         "[storage]",
-        f'url = "sqlite:///{path.parent / "bot.sqlite3"}"',
+        f'url = "{storage_url}"',
     ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -151,6 +169,38 @@ def new_simulator(**options: str) -> Simulator:
     return Simulator(**settings).start(host="127.0.0.1", port=0)
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker("backends")
+    if marker is not None and "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", marker.args, indirect=True)
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database this test runs on: "sqlite", or "postgresql" (see `backends`)."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[ThrowawayDatabase]:
+    try:
+        database = ThrowawayDatabase()
+    except Unreachable as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI needs PostgreSQL (.ci/run starts it): {exc}", pytrace=False)
+        pytest.skip(f"no PostgreSQL server ({exc}); .ci/run starts one")
+    yield database
+    database.drop()
+
+
+@pytest.fixture
+def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """An empty database for this test, on `backend`."""
+    if backend == "postgresql":
+        return request.getfixturevalue("postgres").schema_url()
+    return f"sqlite:///{tmp_path / 'bot.sqlite3'}"
+
+
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
     simulator = new_simulator()
@@ -173,13 +223,13 @@ def make_sim():
 
 
 @pytest.fixture
-def start_bot(sim: Simulator, tmp_path: Path):
-    """Start a bot wired to `sim`; `BOT_*` keyword arguments override its config."""
+def start_bot(sim: Simulator, tmp_path: Path, db_url: str):
+    """Start a bot wired to `sim` on `db_url`; `BOT_*` keyword arguments override its config."""
     started: list[BotServer] = []
 
     def start(scope: str = "snsapi_userinfo", **environ: str) -> BotServer:
         port = free_port()
-        path = write_config(tmp_path / "config.toml", port, sim.url, scope)
+        path = write_config(tmp_path / "config.toml", port, sim.url, scope, db_url)
         server = BotServer(path, environ)
         sim.bot_url = server.wechat_url
         started.append(server)

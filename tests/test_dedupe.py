@@ -1,5 +1,6 @@
 """Copies of one delivery run the handlers once, across threads, processes and
-gunicorn workers sharing one SQLite file, and every copy gets the first answer."""
+gunicorn workers sharing one database (a SQLite file, or PostgreSQL), and every
+copy gets the first answer."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from wechat.dedupe import RETRY_WINDOW, WAIT_FOR_FIRST, RetryGuard
 from wechat.replies import NO_REPLY
 
 SKEW = 300  # wechat.max_clock_skew
+pytestmark = pytest.mark.backends("sqlite", "postgresql")
 
 
 def _ledger(url: str) -> DeliveryLedger:
@@ -33,19 +35,18 @@ def _ledger(url: str) -> DeliveryLedger:
 
 def _claim_all(url: str, keys: list[str], barrier, results) -> None:
     ledger = _ledger(url)
-    barrier.wait()
+    barrier.wait(timeout=60)  # a worker that failed to start must not hang the rest
     now = int(time.time())
     results.put([key for key in keys if ledger.claim(delivery_id(key), now) is None])
 
 
-def test_each_delivery_is_claimed_once_among_processes(tmp_path):
-    url = f"sqlite:///{tmp_path / 'claims.sqlite3'}"
-    Store.from_url(url).close()
+def test_each_delivery_is_claimed_once_among_processes(db_url):
+    Store.from_url(db_url).close()
     keys = [f"m:{i}" for i in range(200)]
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(4), context.Queue()
     workers = [
-        context.Process(target=_claim_all, args=(url, keys, barrier, results)) for _ in range(4)
+        context.Process(target=_claim_all, args=(db_url, keys, barrier, results)) for _ in range(4)
     ]
     for worker in workers:
         worker.start()
@@ -55,9 +56,8 @@ def test_each_delivery_is_claimed_once_among_processes(tmp_path):
     assert sorted(won) == sorted(keys)  # every key claimed exactly once
 
 
-def test_an_answer_saved_in_one_process_is_read_in_another(tmp_path):
-    url = f"sqlite:///{tmp_path / 'answers.sqlite3'}"
-    first, second = _ledger(url), _ledger(url)
+def test_an_answer_saved_in_one_process_is_read_in_another(db_url):
+    first, second = _ledger(db_url), _ledger(db_url)
     now = int(time.time())
     assert first.claim(1, now) is None
     first.claim(2, now)
@@ -69,8 +69,8 @@ def test_an_answer_saved_in_one_process_is_read_in_another(tmp_path):
     assert second.answer(1) == b"<xml>first</xml>"
 
 
-def test_old_deliveries_are_swept_slice_by_slice(tmp_path):
-    ledger = _ledger(f"sqlite:///{tmp_path / 'expiry.sqlite3'}")
+def test_old_deliveries_are_swept_slice_by_slice(db_url):
+    ledger = _ledger(db_url)
     now = int(time.time())
     old = [delivery_id(f"m:old{i}") for i in range(50)]
     for delivery in old:
@@ -81,6 +81,7 @@ def test_old_deliveries_are_swept_slice_by_slice(tmp_path):
     assert ledger.claim(-1, now) == now  # still remembered
 
 
+@pytest.mark.backends("sqlite")
 def test_an_overgrown_write_ahead_log_is_emptied(tmp_path):
     path = tmp_path / "wal.sqlite3"
     ledger = _ledger(f"sqlite:///{path}")
@@ -95,8 +96,9 @@ def test_an_overgrown_write_ahead_log_is_emptied(tmp_path):
     assert ledger.claim(1, int(time.time())) is not None  # nothing lost
 
 
-def test_with_sqlite_the_ledger_keeps_a_file_of_its_own(tmp_path):
-    store = Store.from_url(f"sqlite:///{tmp_path / 'bot.sqlite3'}")
+@pytest.mark.backends("sqlite")
+def test_with_sqlite_the_ledger_keeps_a_file_of_its_own(tmp_path, db_url):
+    store = Store.from_url(db_url)
     ledger = DeliveryLedger.beside(store.engine)
     assert ledger.claim(1, int(time.time())) is None
     assert (tmp_path / "bot.deliveries.sqlite3").exists()
@@ -105,8 +107,9 @@ def test_with_sqlite_the_ledger_keeps_a_file_of_its_own(tmp_path):
         assert "deliveries" not in set(tables.scalars())
 
 
-def test_an_unreadable_ledger_file_is_replaced(tmp_path):
-    store = Store.from_url(f"sqlite:///{tmp_path / 'bot.sqlite3'}")
+@pytest.mark.backends("sqlite")
+def test_an_unreadable_ledger_file_is_replaced(tmp_path, db_url):
+    store = Store.from_url(db_url)
     (tmp_path / "bot.deliveries.sqlite3").write_bytes(b"not a database, after a power cut" * 200)
     ledger = DeliveryLedger.beside(store.engine)
     assert ledger.claim(1, int(time.time())) is None
@@ -115,11 +118,12 @@ def test_an_unreadable_ledger_file_is_replaced(tmp_path):
 
 def _open_ledger(url: str, barrier, results) -> None:
     store = Store.from_url(url)
-    barrier.wait()
+    barrier.wait(timeout=60)
     ledger = DeliveryLedger.beside(store.engine)
     results.put(ledger.claim(7, int(time.time())))
 
 
+@pytest.mark.backends("sqlite")
 def test_workers_starting_at_once_share_one_ledger(tmp_path):
     """A ledger another worker is creating is locked, not broken: never replaced."""
     url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
@@ -136,8 +140,8 @@ def test_workers_starting_at_once_share_one_ledger(tmp_path):
     assert claims.count(None) == 1  # one first copy among all of them
 
 
-def test_copies_in_one_process_wait_for_the_first_answer(tmp_path):
-    guard = RetryGuard(_ledger(f"sqlite:///{tmp_path / 'threads.sqlite3'}"), SKEW)
+def test_copies_in_one_process_wait_for_the_first_answer(db_url):
+    guard = RetryGuard(_ledger(db_url), SKEW)
     runs = []
 
     def produce() -> bytes:
@@ -154,11 +158,10 @@ def test_copies_in_one_process_wait_for_the_first_answer(tmp_path):
     assert answers == [b"<xml>answer</xml>"] * 16
 
 
-def test_a_copy_in_another_process_gets_the_slow_first_answer(tmp_path):
-    url = f"sqlite:///{tmp_path / 'two.sqlite3'}"
+def test_a_copy_in_another_process_gets_the_slow_first_answer(db_url):
     first, second = (
-        RetryGuard(_ledger(url), SKEW),
-        RetryGuard(_ledger(url), SKEW),
+        RetryGuard(_ledger(db_url), SKEW),
+        RetryGuard(_ledger(db_url), SKEW),
     )  # two workers' guards
     started = threading.Event()
 
@@ -178,9 +181,8 @@ def test_a_copy_in_another_process_gets_the_slow_first_answer(tmp_path):
         second.close()
 
 
-def test_a_later_copy_in_another_process_gets_the_answer(tmp_path):
-    url = f"sqlite:///{tmp_path / 'later.sqlite3'}"
-    first, second = RetryGuard(_ledger(url), SKEW), RetryGuard(_ledger(url), SKEW)
+def test_a_later_copy_in_another_process_gets_the_answer(db_url):
+    first, second = RetryGuard(_ledger(db_url), SKEW), RetryGuard(_ledger(db_url), SKEW)
     try:
         answer = first.run("m:6", lambda: b"<xml>answered a while ago</xml>")
         time.sleep(1.0)  # many flushes later: WeChat's retry after its connection broke
@@ -190,9 +192,8 @@ def test_a_later_copy_in_another_process_gets_the_answer(tmp_path):
         second.close()
 
 
-def test_recent_answers_are_kept_within_a_byte_budget(tmp_path):
-    url = f"sqlite:///{tmp_path / 'budget.sqlite3'}"
-    forgetful = RetryGuard(_ledger(url), SKEW, memory=0)  # keeps no answer at all
+def test_recent_answers_are_kept_within_a_byte_budget(db_url):
+    forgetful = RetryGuard(_ledger(db_url), SKEW, memory=0)  # keeps no answer at all
     try:
         forgetful.run("m:11", lambda: b"<xml>first</xml>")
         # the answer left memory unsaved: a later copy cannot get it, and runs nothing
@@ -201,9 +202,8 @@ def test_recent_answers_are_kept_within_a_byte_budget(tmp_path):
         forgetful.close()
 
 
-def test_a_database_failure_still_answers(tmp_path):
-    url = f"sqlite:///{tmp_path / 'broken.sqlite3'}"
-    store = Store.from_url(url)
+def test_a_database_failure_still_answers(db_url):
+    store = Store.from_url(db_url)
     guard = RetryGuard(DeliveryLedger(store.engine), SKEW)
     with store.engine.begin() as conn:
         conn.execute(text("DROP TABLE deliveries"))
@@ -214,21 +214,19 @@ def test_a_database_failure_still_answers(tmp_path):
         guard.close()
 
 
-def test_a_copy_gives_up_with_success_when_the_first_never_answers(tmp_path):
-    url = f"sqlite:///{tmp_path / 'stuck.sqlite3'}"
-    guard = RetryGuard(_ledger(url), SKEW)
-    _ledger(url).claim(delivery_id("m:9"), int(time.time()))  # died mid-handler
+def test_a_copy_gives_up_with_success_when_the_first_never_answers(db_url):
+    guard = RetryGuard(_ledger(db_url), SKEW)
+    _ledger(db_url).claim(delivery_id("m:9"), int(time.time()))  # died mid-handler
     try:
         assert guard.run("m:9", lambda: b"<xml>twice</xml>") == NO_REPLY
     finally:
         guard.close()
 
 
-def test_a_replay_after_wechats_retries_gets_success_at_once(tmp_path):
-    url = f"sqlite:///{tmp_path / 'replay.sqlite3'}"
-    guard = RetryGuard(_ledger(url), SKEW)
+def test_a_replay_after_wechats_retries_gets_success_at_once(db_url):
+    guard = RetryGuard(_ledger(db_url), SKEW)
     claimed_at = int(time.time()) - RETRY_WINDOW - 1  # answered long ago, nobody wanted it
-    _ledger(url).claim(delivery_id("m:10"), claimed_at)
+    _ledger(db_url).claim(delivery_id("m:10"), claimed_at)
     started = time.monotonic()
     try:
         assert guard.run("m:10", lambda: b"<xml>twice</xml>") == NO_REPLY
@@ -238,13 +236,12 @@ def test_a_replay_after_wechats_retries_gets_success_at_once(tmp_path):
 
 
 @pytest.fixture
-def gunicorn_bot(tmp_path):
-    """The bot under gunicorn: two workers, four threads each, one SQLite file."""
+def gunicorn_bot(tmp_path, db_url):
+    """The bot under gunicorn: two workers, four threads each, one database."""
     port = free_port()
     config = tmp_path / "config.toml"
     config.write_text(
-        f'[wechat]\ntoken = "{TOKEN}"\n[storage]\nurl = "sqlite:///{tmp_path / "bot.sqlite3"}"\n',
-        encoding="utf-8",
+        f'[wechat]\ntoken = "{TOKEN}"\n[storage]\nurl = "{db_url}"\n', encoding="utf-8"
     )
     command = [
         sys.executable, "-m", "gunicorn", "bot:app", "--bind", f"127.0.0.1:{port}",
@@ -253,22 +250,24 @@ def gunicorn_bot(tmp_path):
     process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "BOT_CONFIG": str(config)})
     url = f"http://127.0.0.1:{port}/wechat"
     try:
-        _wait_until_up(url)
+        wait_until_up(f"http://127.0.0.1:{port}/healthz")
         yield url, process
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
 
 
-def _wait_until_up(url: str) -> None:
-    deadline = time.monotonic() + 30
+def wait_until_up(url: str) -> None:
+    """Until `url` answers 200 (a server just started), 60 s at most."""
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            requests.get(url, timeout=5)
-            return
+            if requests.get(url, timeout=5).status_code == 200:
+                return
         except requests.RequestException:
-            time.sleep(0.2)
-    raise AssertionError("gunicorn did not start")
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer")
 
 
 def _workers(process: subprocess.Popen) -> list[int]:
@@ -276,29 +275,35 @@ def _workers(process: subprocess.Popen) -> list[int]:
     return [int(pid) for pid in children.split()]
 
 
-def test_simultaneous_copies_on_gunicorn_workers_run_the_handlers_once(gunicorn_bot):
-    url, process = gunicorn_bot
-    assert len(_workers(process)) == 2
-    copies = 6
+def assert_copies_run_once(urls: list[str], deliveries: int, copies: int) -> None:
+    """Send `copies` of each of `deliveries` deliveries at once, copy i to
+    urls[i % len(urls)], each on a connection of its own as WeChat's retries; every
+    copy of a delivery must get the same answer, with a link: the handlers ran once."""
 
     def deliver(msg_id: str) -> list[str]:
         body = text_xml(msg_id=msg_id).encode("utf-8")
         query = signed_query()
         barrier = threading.Barrier(copies)
 
-        def send(_) -> str:
-            with requests.Session() as session:  # a connection of its own, as WeChat's retries
-                barrier.wait()
-                answer = session.post(url, params=query, data=body, timeout=10)
+        def send(copy: int) -> str:
+            with requests.Session() as session:
+                barrier.wait(timeout=30)
+                answer = session.post(urls[copy % len(urls)], params=query, data=body, timeout=10)
             assert answer.status_code == 200
             return answer.text
 
         with ThreadPoolExecutor(copies) as pool:
             return list(pool.map(send, range(copies)))
 
-    replies = [deliver(f"77{i:014d}") for i in range(20)]
+    replies = [deliver(f"77{i:014d}") for i in range(deliveries)]
     for answers in replies:
         # each run mints a new state: identical answers mean the handlers ran once
         assert len(set(answers)) == 1, answers
         assert "<a href=" in answers[0]
-    assert len({answers[0] for answers in replies}) == 20
+    assert len({answers[0] for answers in replies}) == deliveries
+
+
+def test_simultaneous_copies_on_gunicorn_workers_run_the_handlers_once(gunicorn_bot):
+    url, process = gunicorn_bot
+    assert len(_workers(process)) == 2
+    assert_copies_run_once([url], deliveries=20, copies=6)

@@ -4,9 +4,14 @@ test_catalogue.py."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
+import requests
 
 from tests.conftest import Follower
+
+pytestmark = pytest.mark.backends("sqlite", "postgresql")
 
 
 def _userinfo_calls(sim) -> list:
@@ -62,8 +67,6 @@ def test_double_redirect_lands_on_me(sim, follower):
 
 
 def test_concurrent_double_redirect_exchanges_once(sim, follower):
-    from concurrent.futures import ThreadPoolExecutor
-
     location = follower.tap(follower.link())
     sim.fault("/sns/oauth2/access_token", "slow", seconds=1.0)
     with ThreadPoolExecutor(2) as pool:
@@ -102,6 +105,25 @@ def test_me_refreshes_an_expired_access_token_first(sim, follower):
     assert me.status_code == 200
     paths = _paths(sim)
     assert paths.index("/sns/oauth2/refresh_token") < paths.index("/sns/userinfo")
+
+
+def test_simultaneous_visits_refresh_an_expired_token_once(sim, follower):
+    sim.access_token_ttl = 30  # already inside the bot's refresh margin
+    assert follower.authorize().status_code == 303
+    sim.access_token_ttl = 7200  # the renewed token lasts
+    sim.calls.clear()
+    sim.fault("/sns/oauth2/refresh_token", "slow", seconds=1.0)  # the other visit comes meanwhile
+
+    def visit(_) -> requests.Response:
+        return requests.get(follower.bot.url + "/me", cookies=follower.browser.cookies, timeout=15)
+
+    with ThreadPoolExecutor(2) as pool:
+        pages = list(pool.map(visit, range(2)))
+    nickname = sim.followers[follower.openid].nickname
+    assert [nickname in page.content.decode("utf-8") for page in pages] == [True, True]
+    assert _paths(sim).count("/sns/oauth2/refresh_token") == 1
+    renewed = [params["access_token"] for path, params in sim.calls if path == "/sns/userinfo"]
+    assert renewed == [follower.bot.app.store.get_follower(follower.openid).access_token] * 2
 
 
 def test_me_recovers_from_a_token_revoked_early(sim, follower):

@@ -1,0 +1,73 @@
+"""The schema's versions: Alembic migrations (storage/migrations/versions), applied
+whenever the store opens and by `bot.py migrate`.
+
+All pending steps run in one transaction that first takes a lock, so instances
+starting together upgrade once: the others wait, then find nothing left to do.
+On PostgreSQL the lock is an advisory lock held until that transaction ends; on
+SQLite it is the write lock the store's writes take (BEGIN IMMEDIATE). Both
+databases roll DDL back with the transaction, so a step that fails leaves the
+schema as it was. Migrations only go forward: to go back, restore a backup.
+
+No alembic.ini is read at run time; storage/migrations/alembic.ini is there for
+writing a new step (`alembic -c storage/migrations/alembic.ini revision -m ...`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, text
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).with_name("migrations")
+# pg_advisory_xact_lock's key for schema upgrades: any constant the database's
+# other users leave alone (the first 8 bytes of sha1("wechat-oauth-bot schema")).
+ADVISORY_LOCK = 0x3E_51_7D_2B_0C_96_4A_11
+
+
+class UnknownRevision(Exception):
+    """The database is at a version this code does not have (newer code upgraded it)."""
+
+
+@dataclass(frozen=True)
+class Upgrade:
+    """What bringing a database up to date did: from `before` (None: no version
+    yet) to `after`, through the `applied` steps, oldest first."""
+
+    before: str | None
+    after: str
+    applied: tuple[str, ...]
+
+
+def upgrade(conn: Connection) -> Upgrade:
+    """Apply the pending migrations on `conn`, inside its open write transaction."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK})
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = conn
+    script = ScriptDirectory.from_config(config)
+    before = _current(conn)
+    if before is not None and before not in {s.revision for s in script.walk_revisions()}:
+        raise UnknownRevision(
+            f"the database schema is at version {before}, which this version of the bot "
+            f"does not know (its latest is {script.get_current_head()}): run the newer "
+            "version that upgraded it"
+        )
+    command.upgrade(config, "head")
+    after = _current(conn)
+    steps = script.iterate_revisions(after, before or "base")
+    done = Upgrade(before, after, tuple(reversed([step.revision for step in steps])))
+    if done.applied:
+        log.info("database schema upgraded from %s to %s", before or "none", after)
+    return done
+
+
+def _current(conn: Connection) -> str | None:
+    return MigrationContext.configure(conn).get_current_revision()
