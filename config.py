@@ -76,6 +76,10 @@ class Server:
     port: int = 8888
     public_url: str = "http://127.0.0.1:8888"
     wechat_path: str = "/wechat"
+    # The sign-in cookie's Domain: empty for this host only, or a parent domain of
+    # public_url's host (e.g. example.com) to share the sign-in with sibling hosts.
+    cookie_domain: str = ""
+    sign_in_ttl: int = 7 * 24 * 3600  # seconds a sign-in lasts (the cookie's lifetime)
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,8 @@ class OAuth:
     lang: str = "zh_CN"
     state_ttl: int = 3600
     link_text: str = "单击这里体验OAuth授权"
+    # Hosts besides public_url's own that /login may send a follower back to.
+    return_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,9 @@ _AES_KEY = re.compile(r"[A-Za-z0-9]{43}")
 _APP_ID = re.compile(r"wx[0-9a-zA-Z]{16}")
 _HOST = re.compile(r"[A-Za-z0-9.-]+|[0-9A-Fa-f:.]+")  # a name, an IPv4 or an IPv6 address
 _PLAIN_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)+/?")
+# A DNS name: labels of letters, digits and inner hyphens (no port, no dot at the end).
+_HOSTNAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*")
+SIGN_IN_TTL_RANGE = (300, 30 * 24 * 3600)  # five minutes to a refresh_token's 30 days
 
 
 def env_name(section: str, key: str) -> str:
@@ -216,7 +225,14 @@ def _build(section: str, cls: type, table: dict, environ: dict[str, str], proble
 
 def _coerce(value: Any, default: Any, where: str, problems: list[str]) -> Any:
     """The value in the key's type; on failure a problem, and the default so that
-    validation does not report the same key twice."""
+    validation does not report the same key twice. A list key takes a TOML array of
+    strings, or (from the environment) one string of comma-separated items."""
+    if isinstance(default, tuple):
+        items = value.split(",") if isinstance(value, str) else value
+        if isinstance(items, list | tuple) and all(isinstance(item, str) for item in items):
+            return tuple(item.strip() for item in items if item.strip())
+        problems.append(f"{where}: expected a list of strings")
+        return default
     if isinstance(default, int):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -254,10 +270,16 @@ def validate(config: Config) -> list[str]:
         (o.lang in ("zh_CN", "zh_TW", "en"), "oauth.lang: expected zh_CN, zh_TW or en"),
         (60 <= o.state_ttl <= 86400, "oauth.state_ttl: expected 60-86400 seconds"),
         (o.link_text, "oauth.link_text: must not be empty"),
+        (
+            SIGN_IN_TTL_RANGE[0] <= s.sign_in_ttl <= SIGN_IN_TTL_RANGE[1],
+            "server.sign_in_ttl: expected {}-{} seconds".format(*SIGN_IN_TTL_RANGE),
+        ),
     ]
     return (
         [message for ok, message in checks if not ok]
         + _public_url_problems(s.public_url)
+        + _cookie_domain_problems(s.cookie_domain, config.callback_domain)
+        + _return_hosts_problems(o.return_hosts)
         + _wechat_path_problems(s.wechat_path)
         + _storage_problems(config.storage.url)
     )
@@ -279,6 +301,33 @@ def _public_url_problems(url: str) -> list[str]:
         (not parts.query and not parts.fragment, "must not carry a query or fragment"),
     ]
     return [f"server.public_url: {message}" for ok, message in checks if not ok]
+
+
+def _cookie_domain_problems(domain: str, host: str) -> list[str]:
+    """A browser keeps a cookie whose Domain is the host itself or a parent of it."""
+    if not domain:
+        return []
+    if not _HOSTNAME.fullmatch(domain):
+        return [
+            f"server.cookie_domain: {domain!r} is not a bare domain; expected e.g. example.com "
+            "(no scheme, port, path or leading dot), or empty for this host only"
+        ]
+    domain, host = domain.lower(), host.lower()
+    if host != domain and not host.endswith("." + domain):
+        return [
+            f"server.cookie_domain: {domain!r} does not contain public_url's host {host!r}, "
+            "so browsers would refuse the cookie; expected that host or a parent domain of it"
+        ]
+    return []
+
+
+def _return_hosts_problems(hosts: tuple[str, ...]) -> list[str]:
+    return [
+        f"oauth.return_hosts: {host!r} is not a host name; expected names only, such as "
+        "shop.example.com (no scheme, port, path or wildcard)"
+        for host in hosts
+        if not _HOSTNAME.fullmatch(host)
+    ]
 
 
 def _wechat_path_problems(path: str) -> list[str]:

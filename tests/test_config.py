@@ -243,3 +243,82 @@ def test_a_failed_write_keeps_the_message_but_not_the_parameters(tmp_path):
     assert message == "storage write failed: IntegrityError: followers are read-only today"
     for value in ("ACCESS-TOKEN-VALUE", "REFRESH-TOKEN-VALUE", "o6_secretive", "INSERT"):
         assert value not in message
+
+
+# -- oauth.return_hosts, server.cookie_domain, server.sign_in_ttl ----------------
+
+
+def test_return_hosts_come_from_a_toml_array_or_a_comma_separated_variable(path):
+    text = path.read_text(encoding="utf-8")
+    path.write_text(
+        text.replace("[oauth]", '[oauth]\nreturn_hosts = ["shop.example.com", "M.example.com"]')
+    )
+    assert settings.load(path, {}).oauth.return_hosts == ("shop.example.com", "M.example.com")
+    hosts = " shop.example.com, m.example.com ,"
+    config = settings.load(path, {"BOT_OAUTH_RETURN_HOSTS": hosts})
+    assert config.oauth.return_hosts == ("shop.example.com", "m.example.com")
+    assert settings.load(path, {"BOT_OAUTH_RETURN_HOSTS": ""}).oauth.return_hosts == ()
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "https://shop.example.com",
+        "shop.example.com:443",
+        "shop.example.com/",
+        "*.example.com",
+        "shop.example.com.",
+        "-shop.example.com",
+        "shop_example.com",
+        "user@shop.example.com",
+        "商店.example.com",
+    ],
+)
+def test_a_return_host_that_is_no_bare_host_name_is_refused(path, host):
+    (problem,) = refused(path, BOT_OAUTH_RETURN_HOSTS=f"ok.example.com,{host}")
+    assert problem.startswith(f"oauth.return_hosts: {host!r} is not a host name")
+
+
+def test_return_hosts_that_are_no_list_of_strings_are_refused(path):
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("[oauth]", "[oauth]\nreturn_hosts = [1, 2]"))
+    assert refused(path) == ("oauth.return_hosts: expected a list of strings",)
+
+
+@pytest.mark.parametrize("domain", ["127.0.0.1", ""])
+def test_the_cookie_domain_is_empty_or_contains_the_public_host(path, domain):
+    assert settings.load(path, {"BOT_SERVER_COOKIE_DOMAIN": domain}).server.cookie_domain == domain
+
+
+def test_a_parent_domain_of_the_public_host_is_a_cookie_domain(path):
+    environ = {"BOT_SERVER_PUBLIC_URL": "https://Bot.Example.com", "BOT_SERVER_COOKIE_DOMAIN": ""}
+    for domain in ("example.com", "bot.example.com", "EXAMPLE.com"):
+        environ["BOT_SERVER_COOKIE_DOMAIN"] = domain
+        assert settings.load(path, environ).server.cookie_domain == domain
+
+
+@pytest.mark.parametrize(
+    ("domain", "why"),
+    [
+        ("ample.com", "does not contain"),
+        ("other.example.com", "does not contain"),
+        (".example.com", "not a bare domain"),
+        ("example.com:443", "not a bare domain"),
+        ("https://example.com", "not a bare domain"),
+    ],
+)
+def test_a_cookie_domain_browsers_would_refuse_is_refused(path, domain, why):
+    environ = {"BOT_SERVER_PUBLIC_URL": "https://bot.example.com"}
+    (problem,) = refused(path, **environ, BOT_SERVER_COOKIE_DOMAIN=domain)
+    assert problem.startswith("server.cookie_domain: ") and why in problem
+
+
+def test_a_sign_in_lasts_seven_days_unless_configured(path):
+    assert settings.load(path, {}).server.sign_in_ttl == 7 * 24 * 3600
+    assert settings.load(path, {"BOT_SERVER_SIGN_IN_TTL": "3600"}).server.sign_in_ttl == 3600
+
+
+@pytest.mark.parametrize("seconds", ["0", "299", "2592001", "-3600", "week"])
+def test_a_sign_in_lifetime_out_of_range_is_refused(path, seconds):
+    (problem,) = refused(path, BOT_SERVER_SIGN_IN_TTL=seconds)
+    assert problem.startswith("server.sign_in_ttl")
