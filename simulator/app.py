@@ -224,6 +224,17 @@ class Simulator:
             self.followers[openid] = follower
         return follower
 
+    def snapshot_mode(self, openid: str, on: bool = True) -> Follower:
+        """Whether pages open as WeChat's snapshot (快照页) for the follower: a userinfo
+        authorization then grants a virtual account (`is_snapshotuser: 1`, userinfo
+        48001) until they tap 「使用完整服务」, which `on=False` stands for."""
+        with self._lock:
+            follower = self.followers.get(openid)
+            if follower is None:
+                raise ValueError(f"unknown follower {openid}")
+            follower.snapshot = on
+        return follower
+
     def avatar_url(self, follower: Follower | None = None, size: str = DEFAULT_SIZE) -> str:
         """The follower's `headimgurl` (the account's avatar when None), served here."""
         owner = follower.avatar_id if follower else avatar_id(self.gh_id)

@@ -29,6 +29,7 @@ class AuthorizeLink:
     redirect_uri: str
     scope: str
     state: str
+    force_snapshot: bool = False  # forceSnapShot=true: show the snapshot page (快照页)
 
 
 def parse_link(raw_query: str, app_id: str, callback_domain: str) -> AuthorizeLink:
@@ -54,7 +55,7 @@ def parse_link(raw_query: str, app_id: str, callback_domain: str) -> AuthorizeLi
         raise AuthorizeError(10013, "state 参数错误")
     redirect_uri = unquote(raw["redirect_uri"])
     _check_redirect(redirect_uri, callback_domain)
-    return AuthorizeLink(redirect_uri, scope, state)
+    return AuthorizeLink(redirect_uri, scope, state, raw.get("forceSnapShot") == "true")
 
 
 def _check_order(keys: list[str]) -> None:

@@ -18,12 +18,15 @@ def avatar_id(key: str) -> str:
 @dataclass
 class Follower:
     """One WeChat user as this account sees them (openid is per account, unionid is not).
-    `subscribed`: whether they follow the account now (subscribe/unsubscribe pushes set it)."""
+    `subscribed`: whether they follow the account now (subscribe/unsubscribe pushes set it).
+    `snapshot`: whether pages open as WeChat's snapshot (快照页) for them: a userinfo
+    authorization then grants a virtual account (see `virtual_openid`)."""
 
     openid: str
     nickname: str
     unionid: str | None = None
     subscribed: bool = True
+    snapshot: bool = False
 
     @property
     def avatar_id(self) -> str:
@@ -37,6 +40,7 @@ class Follower:
             "unionid": self.unionid,
             "headimgurl": avatar_url,
             "subscribed": self.subscribed,
+            "snapshot": self.snapshot,
         }
 
 
@@ -47,6 +51,12 @@ FIXTURE_FOLLOWERS = (
     Follower("o6_bPanda3xSs_ScriptTest0001", "<b>熊猫</b>&🐼"),
 )
 DEFAULT_OPENID = FIXTURE_FOLLOWERS[0].openid
+
+
+def virtual_openid(openid: str) -> str:
+    """The virtual account a snapshot page grants instead of `openid`: stable, shaped
+    like an openid, and never one of a real follower."""
+    return "o6_bSnapshot" + hashlib.sha256(f"snapshot:{openid}".encode()).hexdigest()[:16]
 
 
 def new_openid() -> str:

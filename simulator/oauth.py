@@ -29,6 +29,7 @@ class Grant:
     scope: str
     issued_at: float
     used: bool = False
+    snapshot: bool = False  # granted on a snapshot page: a virtual account
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Token:
     expires_at: float
     invalidated: bool = False
     access_token: str = ""
+    snapshot: bool = False
 
 
 class OAuthStore:
@@ -55,11 +57,11 @@ class OAuthStore:
         self._refresh: dict[str, Token] = {}
         self._lock = threading.Lock()
 
-    def issue_code(self, openid: str, scope: str) -> str:
-        """A fresh single-use code for the follower's consent."""
+    def issue_code(self, openid: str, scope: str, snapshot: bool = False) -> str:
+        """A fresh single-use code for the follower's consent (or a snapshot page's)."""
         code = "0" + "".join(secrets.choice(ALNUM) for _ in range(31))
         with self._lock:
-            self._codes[code] = Grant(openid, scope, self.clock.now())
+            self._codes[code] = Grant(openid, scope, self.clock.now(), snapshot=snapshot)
         return code
 
     def exchange(self, params: dict[str, str]) -> dict[str, Any]:
@@ -78,15 +80,26 @@ class OAuthStore:
             if self.clock.now() - grant.issued_at > CODE_TTL:
                 raise WeChatError(42003)
             grant.used = True
-            return self._issue(grant.openid, grant.scope)
+            return self._issue(grant)
 
-    def _issue(self, openid: str, scope: str) -> dict[str, Any]:
+    def _issue(self, grant: Grant) -> dict[str, Any]:
         """A new access token and refresh token pair (lock held)."""
         now = self.clock.now()
         access, refresh = _token(88), _token(88)
-        self._access[access] = Token(openid, scope, now + self.access_token_ttl)
-        self._refresh[refresh] = Token(openid, scope, now + REFRESH_TTL, access_token=access)
-        return self._body(access, refresh)
+        self._access[access] = Token(
+            grant.openid, grant.scope, now + self.access_token_ttl, snapshot=grant.snapshot
+        )
+        self._refresh[refresh] = Token(
+            grant.openid,
+            grant.scope,
+            now + REFRESH_TTL,
+            access_token=access,
+            snapshot=grant.snapshot,
+        )
+        body = self._body(access, refresh)
+        if grant.snapshot:  # only the code exchange says so, never a refresh or userinfo
+            body["is_snapshotuser"] = 1
+        return body
 
     def _body(self, access: str, refresh: str) -> dict[str, Any]:
         token = self._access[access]
@@ -120,7 +133,10 @@ class OAuthStore:
             else:
                 refresh.access_token = _token(88)
                 self._access[refresh.access_token] = Token(
-                    refresh.openid, refresh.scope, now + self.access_token_ttl
+                    refresh.openid,
+                    refresh.scope,
+                    now + self.access_token_ttl,
+                    snapshot=refresh.snapshot,
                 )
             return self._body(refresh.access_token, params["refresh_token"])
 

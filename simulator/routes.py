@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from simulator.assets import static_file
 from simulator.authorize import AuthorizeError, AuthorizeLink, add_query, parse_link
 from simulator.avatars import parse_path, svg
-from simulator.followers import Follower
+from simulator.followers import Follower, virtual_openid
 from simulator.pages import consent_page, error_page
 from simulator.push import MODES
 from simulator.server import Request, Response
@@ -112,6 +112,7 @@ class Router:
             ("GET", "/api/account"): self.account,
             ("GET", "/api/followers"): self.list_followers,
             ("POST", "/api/follower"): self.choose_follower,
+            ("POST", "/api/snapshot"): self.snapshot,
             ("POST", "/api/push"): self.push,
             ("POST", "/api/authorize"): self.browse,
             ("POST", "/api/clock/advance"): self.advance_clock,
@@ -167,7 +168,8 @@ class Router:
         return chosen or self.sim.followers[self.sim.default_openid]
 
     def authorize(self, request: Request) -> Response:
-        """snsapi_base redirects at once; snsapi_userinfo shows the consent page."""
+        """snsapi_base redirects at once; snsapi_userinfo shows the consent page, or on a
+        snapshot page (the follower's mode, or forceSnapShot) grants a virtual account."""
         try:
             link = parse_link(request.raw_query, self.sim.app_id, self.sim.callback_domain)
         except AuthorizeError as exc:
@@ -175,6 +177,8 @@ class Router:
         follower = self._browser_follower(request)
         if link.scope == "snsapi_base":
             return self._grant(link, follower.openid)
+        if follower.snapshot or link.force_snapshot:
+            return self._grant(link, virtual_openid(follower.openid), snapshot=True)
         ticket = secrets.token_urlsafe(16)
         with self._lock:
             self._tickets[ticket] = (link, follower.openid)
@@ -201,8 +205,8 @@ class Router:
             return self._grant(link, openid)
         return redirect(add_query(link.redirect_uri, state=link.state))
 
-    def _grant(self, link: AuthorizeLink, openid: str) -> Response:
-        code = self.sim.oauth.issue_code(openid, link.scope)
+    def _grant(self, link: AuthorizeLink, openid: str, snapshot: bool = False) -> Response:
+        code = self.sim.oauth.issue_code(openid, link.scope, snapshot)
         return redirect(add_query(link.redirect_uri, code=code, state=link.state))
 
     # -- /sns and /cgi-bin ---------------------------------------------------------
@@ -222,7 +226,7 @@ class Router:
     def userinfo(self, request: Request) -> dict[str, Any]:
         """The follower's profile, as WeChat has served it since late 2021."""
         token = self.sim.oauth.check_access(request.query)
-        if token.scope != "snsapi_userinfo":
+        if token.scope != "snsapi_userinfo" or token.snapshot:
             raise WeChatError(48001)
         follower = self.sim.followers[token.openid]
         lang = request.query.get("lang", "")
@@ -329,6 +333,14 @@ class Router:
         cookie = f"sim_openid={follower.openid}; Path=/; SameSite=Lax"
         response.headers.append(("Set-Cookie", cookie))
         return response
+
+    def snapshot(self, request: Request) -> Response:
+        """`{"openid", "on"}`: pages open as snapshots (快照页) for the follower, or no longer."""
+        data = request.json()
+        if not isinstance(data.get("on"), bool):
+            raise ValueError("on must be true or false")
+        follower = self.sim.snapshot_mode(data["openid"], data["on"])
+        return api_json(self._describe(follower))
 
     def push(self, request: Request) -> Response:
         """Push a message or event to the bot (see Simulator.push)."""
