@@ -1,8 +1,12 @@
 """OAuth `state`: signed and expiring without a database write per message.
 
-A state is 64 hex characters (inside WeChat's `a-zA-Z0-9`, ≤128 limit):
-8 of issue time, 24 of randomness, 32 of HMAC-SHA256 over both. Single use is
-enforced where it is spent, in the store, when the callback claims it.
+A chat link's state is 64 hex characters (inside WeChat's `a-zA-Z0-9`, ≤128 limit):
+8 of issue time, 24 of randomness, 32 of HMAC-SHA256 over both; its callback ends
+on /me. A state minted by /login for another destination is the letter `D` and the
+same 64, its HMAC covering the destination too: a URL does not fit in 128 letters
+and digits, so /login stores it under the state, and the HMAC keeps anyone from
+swapping the stored one for another. Single use is enforced where a state is spent,
+in the store, when the callback claims it.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import time
 
 from oauth.errors import AuthorizationFailed
 
-_SHAPE = re.compile(r"[0-9a-f]{64}")
+DESTINATION_MARK = "D"
+_SHAPE = re.compile(DESTINATION_MARK + r"?[0-9a-f]{64}")
 _FUTURE_SKEW = 60
 
 
@@ -24,27 +29,42 @@ class StateSigner:
         self._key = key
         self.ttl = ttl
 
-    def issue(self, now: float | None = None) -> str:
+    def issue(self, destination: str | None = None, now: float | None = None) -> str:
+        """A fresh state; with `destination`, one whose HMAC covers it (store it yourself)."""
         issued = f"{int(time.time() if now is None else now):08x}"
         body = issued + secrets.token_hex(12)
-        return body + self._mac(body)
+        mark = "" if destination is None else DESTINATION_MARK
+        return mark + body + self._mac(body, destination)
 
-    def verify(self, state: str | None, now: float | None = None) -> int:
-        """Return the state's expiry time, or raise AuthorizationFailed."""
+    @staticmethod
+    def names_destination(state: str | None) -> bool:
+        """Whether `state` is well formed and leads somewhere stored under it."""
+        return bool(state and state.startswith(DESTINATION_MARK) and _SHAPE.fullmatch(state))
+
+    def verify(
+        self, state: str | None, destination: str | None = None, now: float | None = None
+    ) -> int:
+        """Return the state's expiry time, or raise AuthorizationFailed. A state that
+        names a destination verifies only with the destination stored for it."""
         if not state:
             raise AuthorizationFailed("state_missing")
-        if not _SHAPE.fullmatch(state) or not hmac.compare_digest(
-            state[32:], self._mac(state[:32])
+        marked = state.startswith(DESTINATION_MARK)
+        body, mac = state[len(DESTINATION_MARK) if marked else 0 :][:32], state[-32:]
+        if (
+            not _SHAPE.fullmatch(state)
+            or marked != (destination is not None)
+            or not hmac.compare_digest(mac, self._mac(body, destination))
         ):
             raise AuthorizationFailed("state_forged")
-        issued = int(state[:8], 16)
+        issued = int(body[:8], 16)
         now = time.time() if now is None else now
         if issued > now + _FUTURE_SKEW or now > issued + self.ttl:
             raise AuthorizationFailed("state_expired")
         return issued + self.ttl
 
-    def _mac(self, body: str) -> str:
-        return hmac.new(self._key, body.encode("ascii"), hashlib.sha256).hexdigest()[:32]
+    def _mac(self, body: str, destination: str | None) -> str:
+        message = body if destination is None else f"{body}\n{destination}"
+        return hmac.new(self._key, message.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
 
 def derive_key(app_secret: str, purpose: str) -> bytes:

@@ -1,7 +1,7 @@
 """What the OAuth flows need from persistence, and nothing more.
 
 Protocol apart from persistence, as Authlib does it: the flows in `oauth/` talk to
-these two small interfaces, and `storage.Store` satisfies both. `update_token` is
+these small interfaces, and `storage.Store` satisfies them all. `update_token` is
 the hook a refresh calls the moment WeChat renews a token, so a token WeChat has
 issued is kept whatever happens next in the visit. `begin_refresh` lets one caller
 at a time, across every instance on the database, refresh a follower's tokens.
@@ -58,3 +58,14 @@ class StateLedger(Protocol):
 
     def complete_authorization(self, state: str, follower: Follower) -> None:
         """Store the follower and close the state, all or nothing."""
+
+
+@runtime_checkable
+class DestinationLedger(Protocol):
+    """Where a state minted by /login leads (the state's HMAC covers it, see oauth.state)."""
+
+    def remember_destination(self, state: str, destination: str, keep_until: int) -> None:
+        """Store `destination` for `state` until `keep_until` (Unix seconds)."""
+
+    def destination(self, state: str) -> str | None:
+        """The destination stored for `state`, None when there is none (any more)."""

@@ -48,6 +48,16 @@ oauth_states = Table(
     Column("completed_at", Integer),
 )
 
+# Where a /login state leads: a row per state minted for a destination other than
+# /me (the state's HMAC covers the destination), swept once past `expires_at`.
+sign_in_destinations = Table(
+    "sign_in_destinations",
+    metadata,
+    Column("state", String(128), primary_key=True),
+    Column("destination", Text, nullable=False),
+    Column("expires_at", Integer, nullable=False, index=True),
+)
+
 # The delivery ledger's table lives apart (storage/deliveries.py): with SQLite, in
 # a file of its own, written without fsync; with PostgreSQL, in the same database.
 ledger_metadata = MetaData()

@@ -1,5 +1,5 @@
-"""The one store: followers and their tokens, used states, sessions (and the
-tables of storage/deliveries.py).
+"""The one store: followers and their tokens, used states, where /login states
+lead, sessions (and the tables of storage/deliveries.py).
 
 SQLAlchemy Core keeps it dialect-neutral: SQLite by default (WAL, busy timeout,
 writes under BEGIN IMMEDIATE so concurrent writers queue instead of failing),
@@ -37,7 +37,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from storage.migrate import UnknownRevision, Upgrade, upgrade
-from storage.schema import followers, oauth_states, sessions
+from storage.schema import followers, oauth_states, sessions, sign_in_destinations
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # A claim still open this long after it was made belongs to a request that died
@@ -360,6 +360,27 @@ class Store:
                 .where(oauth_states.c.state == state)
                 .values(openid=follower.openid, completed_at=int(time.time()))
             )
+
+    # -- where /login states lead ---------------------------------------------
+
+    def remember_destination(self, state: str, destination: str, keep_until: int) -> None:
+        """Store where `state` leads until `keep_until` (Unix seconds); rows past theirs go."""
+        now = int(time.time())
+        row = {"state": state, "destination": destination, "expires_at": keep_until}
+        with self._write() as conn:
+            conn.execute(
+                delete(sign_in_destinations).where(sign_in_destinations.c.expires_at < now)
+            )
+            conn.execute(self._insert(sign_in_destinations).values(**row))
+
+    def destination(self, state: str) -> str | None:
+        """Where `state` leads, None when nothing (or nothing any more) is stored for it."""
+        table = sign_in_destinations
+        query = select(table.c.destination).where(
+            table.c.state == state, table.c.expires_at >= int(time.time())
+        )
+        with self._read() as conn:
+            return conn.execute(query).scalar()
 
     # -- WeRoBot sessions ----------------------------------------------------
 
