@@ -16,11 +16,14 @@ from werobot.robot import BaseRoBot
 
 import cli
 import config as settings
+import routes
 from handlers import Handlers
 from oauth import AuthorizeLinks, SignIn, StateSigner, TokenUpkeep, WeChatOAuth, derive_key
 from storage import DeliveryLedger, Store, StoreSessionStorage
 from web.app import create_web_app
 from web.cookies import CookieSigner
+from web.destinations import Destinations
+from web.gate import Gate
 from wechat import MessageServer, RetryGuard
 from wechat.crypto import message_crypto
 
@@ -28,16 +31,19 @@ log = logging.getLogger("bot")
 
 
 class Bot:
-    """The WSGI app: the message endpoint on `wechat_path`, the web pages elsewhere."""
+    """The WSGI app: the message endpoint on `wechat_path`, the proxies' /auth, the web
+    pages elsewhere."""
 
     def __init__(self, config: settings.Config) -> None:
-        w, o = config.wechat, config.oauth
+        w, o, s = config.wechat, config.oauth, config.server
         # storage
         self.store = Store.from_url(config.storage.url, base_dir=Path(config.source).parent)
         # OAuth
         self.client = WeChatOAuth(w.app_id, w.app_secret, w.api_base)
         signer = StateSigner(derive_key(w.app_secret, "state"), o.state_ttl)
-        self.links = AuthorizeLinks(w.open_base, w.app_id, config.callback_url, o.scope, signer)
+        self.links = AuthorizeLinks(
+            w.open_base, w.app_id, config.callback_url, o.scope, signer, self.store
+        )
         # robot: WeRoBot's handler registry, sessions in our store
         self.robot = robot = BaseRoBot(
             token=w.token, app_id=w.app_id, session_storage=StoreSessionStorage(self.store)
@@ -48,16 +54,24 @@ class Bot:
         crypto = message_crypto(w.token, w.app_id, w.encoding_aes_key, w.previous_encoding_aes_key)
         self.messages = MessageServer(robot, w.token, w.max_clock_skew, self.guard, crypto=crypto)
         cookies = CookieSigner(
-            derive_key(w.app_secret, "cookie"), config.server.public_url.startswith("https")
+            derive_key(w.app_secret, "cookie"),
+            s.public_url.startswith("https"),
+            s.sign_in_ttl,
+            s.cookie_domain,
         )
-        sign_in = SignIn(self.client, self.store, self.store, signer, o.lang)
+        destinations = Destinations(s.public_url, o.return_hosts)
+        sign_in = SignIn(self.client, self.store, self.store, self.store, signer, o.lang)
         upkeep = TokenUpkeep(self.client, self.store, o.lang)
-        self.pages = create_web_app(self.links, sign_in, upkeep, cookies, self.store)
-        self.wechat_path = config.server.wechat_path
+        self.pages = create_web_app(self.links, sign_in, upkeep, cookies, self.store, destinations)
+        self.gate = Gate(cookies, destinations, s.public_url)  # /auth: the cookie alone
+        self.wechat_path = s.wechat_path
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == self.wechat_path:
+        path = environ.get("PATH_INFO")
+        if path == self.wechat_path:
             return self.messages(environ, start_response)
+        if path == routes.AUTH:
+            return self.gate(environ, start_response)
         return self.pages(environ, start_response)
 
     def close(self) -> None:

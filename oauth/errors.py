@@ -53,7 +53,8 @@ class AuthorizationFailed(OAuthError):
 
     Reasons: state_missing, state_forged, state_expired, state_used (the link is
     spent or bad), denied (the follower refused), code_rejected (40029/40163/42003),
-    wechat_failed (WeChat busy, down, slow or talking nonsense).
+    wechat_failed (WeChat busy, down, slow or talking nonsense), snapshot (a grant from
+    WeChat's snapshot page: a virtual follower, to be neither stored nor signed in).
     """
 
     def __init__(self, reason: str) -> None:

@@ -15,6 +15,11 @@ def has_userinfo(scope: str) -> bool:
     return USERINFO in scope.split(",")
 
 
+def grants(granted: str, wanted: str) -> bool:
+    """Whether a grant of scope `granted` gives what `wanted` asks (userinfo gives base too)."""
+    return wanted == granted or has_userinfo(granted)
+
+
 def from_grant(grant: TokenGrant, known: Follower | None) -> Follower:
     """The follower a fresh authorization makes: new tokens, the profile we already had."""
     tokens = {

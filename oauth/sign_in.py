@@ -1,8 +1,10 @@
 """Signing a follower in from the callback: state → code exchange → profile → store.
 
 Framework-free: the web route hands in the query's `code` and `state` and the
-Browser that sent them, and gets the follower's openid, or an AuthorizationFailed
-whose reason picks the page.
+Browser that sent them, and gets the follower and where the state leads (SignedIn),
+or an AuthorizationFailed whose reason picks the page. A snapshot-page grant (WeChat's
+快照页: a virtual follower) is neither stored nor signed in, and leaves the state
+usable for the real authorization that follows it.
 
 A state is used once. For REPLAY_GRACE seconds after a success the same code and
 state land on /me again (a refresh, the back button, WeChat's double redirect), but
@@ -18,12 +20,13 @@ import logging
 import time
 from dataclasses import dataclass
 
+import routes
 from oauth import profile
 from oauth.client import TokenGrant, WeChatOAuth
 from oauth.deadline import Deadline
 from oauth.errors import AuthorizationFailed, OAuthError, WeChatAPIError
 from oauth.state import StateSigner
-from oauth.token_store import StateLedger, TokenStore
+from oauth.token_store import DestinationLedger, StateLedger, TokenStore
 from storage import Claim, Follower
 
 log = logging.getLogger(__name__)
@@ -50,28 +53,52 @@ class Browser:
         return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
+@dataclass(frozen=True)
+class SignedIn:
+    """A completed callback: whom it signed in, and where the state leads."""
+
+    follower: Follower
+    destination: str
+
+
 class SignIn:
     def __init__(
         self,
         client: WeChatOAuth,
         ledger: StateLedger,
         tokens: TokenStore,
+        destinations: DestinationLedger,
         signer: StateSigner,
         lang: str,
     ) -> None:
         self.client = client
         self.ledger = ledger
         self.tokens = tokens
+        self.destinations = destinations
         self.signer = signer
         self.lang = lang
 
     def complete(
         self, code: str | None, state: str | None, browser: Browser, deadline: Deadline
-    ) -> str:
-        """Finish the authorization and return the follower's openid; WeChat's
-        calls and any wait for a duplicate request end by `deadline`."""
+    ) -> SignedIn:
+        """Finish the authorization; WeChat's calls and any wait for a duplicate
+        request end by `deadline`."""
+        destination = (
+            self.destinations.destination(state) if self.signer.names_destination(state) else None
+        )
+        follower = self._follower_for(code, state, destination, browser, deadline)
+        return SignedIn(follower, destination or routes.ME)
+
+    def _follower_for(
+        self,
+        code: str | None,
+        state: str | None,
+        destination: str | None,
+        browser: Browser,
+        deadline: Deadline,
+    ) -> Follower:
         try:
-            expires_at = self.signer.verify(state)
+            expires_at = self.signer.verify(state, destination)
         except AuthorizationFailed as exc:
             if exc.reason == "state_expired" and code and browser.signed_in:
                 return self._tapped_again(state, code, browser, deadline, exc.reason)
@@ -87,7 +114,7 @@ class SignIn:
 
     def _tapped_again(
         self, state: str, code: str, browser: Browser, deadline: Deadline, reason: str
-    ) -> str:
+    ) -> Follower:
         """A signed-in follower tapping an old link from the chat (used or expired).
 
         WeChat's fresh code names whoever is tapping: if that is the follower the
@@ -100,7 +127,7 @@ class SignIn:
         try:
             return self._redeem(key, code, expires_at, browser, deadline, only=browser.signed_in)
         except AuthorizationFailed as exc:
-            if exc.reason == "wechat_failed":
+            if exc.reason in ("wechat_failed", "snapshot"):
                 raise
             raise AuthorizationFailed(reason) from None
 
@@ -112,13 +139,18 @@ class SignIn:
         browser: Browser,
         deadline: Deadline,
         only: str | None = None,
-    ) -> str:
+    ) -> Follower:
         """Claim `key` for this browser's code, exchange the code once, store the
-        follower; with `only`, a grant naming anyone else is dropped (state_used)."""
+        follower; with `only`, a grant naming anyone else is dropped (state_used).
+        A snapshot-page grant frees the claim: the real authorization comes next."""
         claimed_openid = self._claim(key, browser, code, expires_at, deadline)
         if claimed_openid:
-            return claimed_openid
+            return self._known(claimed_openid)
         grant = self._exchange(key, code, deadline)
+        if grant.is_snapshotuser:
+            log.info("a snapshot-page grant: neither stored nor signed in")
+            self.ledger.release_state(key)
+            raise AuthorizationFailed("snapshot")
         if only is not None and grant.openid != only:
             log.info("a link tapped again named another follower: not signed in")
             self.ledger.release_state(key)
@@ -126,7 +158,14 @@ class SignIn:
         follower = self._follower(grant, deadline)
         self.ledger.complete_authorization(key, follower)
         log.info("authorized openid=%s scope=%s", follower.openid, follower.scope)
-        return follower.openid
+        return follower
+
+    def _known(self, openid: str) -> Follower:
+        """The follower an earlier request for this claim stored."""
+        follower = self.tokens.get_follower(openid)
+        if follower is None:  # removed since: the link is as good as used
+            raise AuthorizationFailed("state_used")
+        return follower
 
     def _claim(
         self, key: str, browser: Browser, code: str, expires_at: int, deadline: Deadline
@@ -161,7 +200,7 @@ class SignIn:
     def _follower(self, grant: TokenGrant, deadline: Deadline) -> Follower:
         """The new tokens, with a fresh profile when the grant allows one and time is left."""
         follower = profile.from_grant(grant, self.tokens.get_follower(grant.openid))
-        if not profile.has_userinfo(grant.scope) or grant.is_snapshotuser:
+        if not profile.has_userinfo(grant.scope):
             return follower
         try:
             answer = self.client.userinfo(grant.access_token, grant.openid, self.lang, deadline)

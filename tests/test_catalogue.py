@@ -61,6 +61,7 @@ from hypothesis import strategies as st
 from sqlalchemy import update
 
 import routes
+from config import Server
 from oauth import StateSigner, derive_key
 from oauth.client import READ_TIMEOUT
 from oauth.sign_in import REPLAY_GRACE
@@ -78,13 +79,13 @@ from tests.conftest import (
     new_simulator,
     write_config,
 )
-from web.cookies import MAX_AGE
 from web.cookies import NAME as COOKIE
 
 OTHER_KEY = "Th1rdKeyTh1rdKeyTh1rdKeyTh1rdKeyTh1rdKeyTh1"
 OPENID = "o6_bmjrPTlm6_2sgVt7hMZOPfL2M"
 STATE_KEY = derive_key(APP_SECRET, "state")
 COOKIE_KEY = derive_key(APP_SECRET, "cookie")
+MAX_AGE = Server.sign_in_ttl  # how long the test bots' sign-ins last
 
 
 # --- the machinery: a context per attack, raw HTTP, a recorder, a canary ----------------
@@ -860,9 +861,15 @@ def signed_state(issued: float, key: bytes = STATE_KEY) -> str:
 
 
 def sealed_cookie(body: str, key: bytes = COOKIE_KEY) -> str:
-    """The sign-in cookie for `body` (openid.issued), its HMAC made with `key`."""
-    mac = hmac.new(key, body.encode("utf-8"), hashlib.sha256).hexdigest()
-    return f"{COOKIE}={body}.{mac}"
+    """The sign-in cookie for `body` (openid|scope|unionid|nickname|issued), its HMAC
+    made with `key`."""
+    mac = hmac.new(key, body.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+    return f"{COOKIE}={body}|{mac}"
+
+
+def body_of(openid: str, issued: object, scope: str = USERINFO, nickname: str = "") -> str:
+    """A cookie's signed part: `issued` as given (any text), no unionid."""
+    return f"{openid}|{scope}||{nickname}|{issued}"
 
 
 @dataclass(frozen=True)
@@ -1031,12 +1038,14 @@ def on_me(name: str, cookie: Callable[[Site], str]) -> PageAttack:
     return PageAttack(name, 200, (NOT_SIGNED_IN,), lambda s: page(routes.ME, cookie(s)))
 
 
-def tampered(change: Callable[[str, str, str], str]) -> Callable[[Site], str]:
-    """The victim's genuine cookie, its openid, issue time and HMAC changed by `change`."""
+def tampered(change: Callable[[str, str, str, str], str]) -> Callable[[Site], str]:
+    """The victim's genuine cookie remade by `change` from its openid, its middle
+    (scope|unionid|nickname), its issue time and its HMAC."""
 
     def cookie(s: Site) -> str:
-        openid, issued, mac = s.victim.browser.cookies[COOKIE].split(".")
-        return f"{COOKIE}={change(openid, issued, mac)}"
+        openid, rest = s.victim.browser.cookies[COOKIE].split("|", 1)
+        middle, issued, mac = rest.rsplit("|", 2)
+        return f"{COOKIE}={change(openid, middle, issued, mac)}"
 
     return cookie
 
@@ -1050,40 +1059,65 @@ def now() -> int:
     return int(time.time())
 
 
+def victim_as(middle: Callable[[str], str]) -> Callable[[Site], str]:
+    """The victim's cookie with a middle (scope|unionid|nickname) made of the genuine one:
+    the HMAC no longer matches."""
+    return tampered(lambda o, mid, t, m: f"{o}|{middle(mid)}|{t}|{m}")
+
+
 SIGN_IN_COOKIE = [
     on_me("cookie-empty", lambda s: f"{COOKIE}="),
-    on_me("cookie-hmac-forged", tampered(lambda o, t, m: f"{o}.{t}.{'0' * 64}")),
-    on_me("cookie-hmac-flipped", tampered(lambda o, t, m: f"{o}.{t}.{flip(m)}")),
-    on_me("cookie-hmac-uppercase", tampered(lambda o, t, m: f"{o}.{t}.{m.upper()}")),
-    on_me("cookie-hmac-truncated", tampered(lambda o, t, m: f"{o}.{t}.{m[:32]}")),
-    on_me("cookie-hmac-missing", tampered(lambda o, t, m: f"{o}.{t}")),
-    on_me("cookie-another-time", tampered(lambda o, t, m: f"{o}.{int(t) + 1}.{m}")),
-    on_me("cookie-another-openid", tampered(lambda o, t, m: f"{flip(o)}.{t}.{m}")),
-    on_me("cookie-extra-part", tampered(lambda o, t, m: f"{o}.{t}.{m}.{m}")),
+    on_me("cookie-hmac-forged", tampered(lambda o, mid, t, m: f"{o}|{mid}|{t}|{'0' * 32}")),
+    on_me("cookie-hmac-flipped", tampered(lambda o, mid, t, m: f"{o}|{mid}|{t}|{flip(m)}")),
+    on_me("cookie-hmac-uppercase", tampered(lambda o, mid, t, m: f"{o}|{mid}|{t}|{m.upper()}")),
+    on_me("cookie-hmac-truncated", tampered(lambda o, mid, t, m: f"{o}|{mid}|{t}|{m[:16]}")),
+    on_me("cookie-hmac-full-length", tampered(lambda o, mid, t, m: f"{o}|{mid}|{t}|{m * 2}")),
+    on_me("cookie-hmac-missing", tampered(lambda o, mid, t, m: f"{o}|{mid}|{t}")),
+    on_me("cookie-another-time", tampered(lambda o, mid, t, m: f"{o}|{mid}|{int(t) + 1}|{m}")),
+    on_me("cookie-another-openid", tampered(lambda o, mid, t, m: f"{flip(o)}|{mid}|{t}|{m}")),
+    on_me("cookie-extra-part", tampered(lambda o, mid, t, m: f"{o}|{mid}|{t}|{m}|{m}")),
+    on_me("cookie-another-scope", victim_as(lambda mid: mid.replace(USERINFO, BASE))),
+    on_me("cookie-another-nickname", victim_as(lambda mid: mid + "%E7%8E%8B")),
+    on_me("cookie-a-unionid-added", victim_as(lambda mid: mid.replace("||", "|oUnion|", 1))),
+    on_me(
+        "cookie-in-the-old-format",
+        lambda s: (
+            f"{COOKIE}={s.victim.openid}.{now()}."
+            + hmac.new(
+                COOKIE_KEY, f"{s.victim.openid}.{now()}".encode(), hashlib.sha256
+            ).hexdigest()
+        ),
+    ),
     on_me(
         "cookie-signed-with-another-secret",
-        victims(lambda o: f"{o}.{now()}", derive_key(OTHER_SECRET, "cookie")),
+        victims(lambda o: body_of(o, now()), derive_key(OTHER_SECRET, "cookie")),
     ),
-    on_me("cookie-from-the-future", victims(lambda o: f"{o}.{now() + 3600}")),
-    on_me("cookie-too-old", victims(lambda o: f"{o}.{now() - MAX_AGE - 60}")),
-    on_me("cookie-time-not-a-number", victims(lambda o: f"{o}.soon")),
-    on_me("cookie-time-negative", victims(lambda o: f"{o}.-{now()}")),
-    on_me("cookie-time-superscript-digits", victims(lambda o: f"{o}.¹⁷⁰⁰⁰⁰⁰⁰⁰⁰")),
+    on_me("cookie-from-the-future", victims(lambda o: body_of(o, now() + 3600))),
+    on_me("cookie-too-old", victims(lambda o: body_of(o, now() - MAX_AGE - 60))),
+    on_me("cookie-time-not-a-number", victims(lambda o: body_of(o, "soon"))),
+    on_me("cookie-time-negative", victims(lambda o: body_of(o, -now()))),
+    on_me("cookie-time-superscript-digits", victims(lambda o: body_of(o, "¹⁷⁰⁰⁰⁰⁰⁰⁰⁰"))),
     on_me(
-        "cookie-time-latin1-digits", lambda s: f"{COOKIE}={s.victim.openid}.\udcb2\udcb3.{'0' * 64}"
+        "cookie-time-latin1-digits",
+        lambda s: f"{COOKIE}={body_of(s.victim.openid, chr(0xDCB2) + chr(0xDCB3))}|{'0' * 32}",
     ),
-    on_me("cookie-time-5000-digits", victims(lambda o: f"{o}.{'9' * 5000}")),
-    on_me("cookie-openid-markup", victims(lambda o: f"<b>{o}</b>.{now()}")),
-    on_me("cookie-openid-too-long", victims(lambda o: f"{o * 3}.{now()}")),
-    on_me("cookie-openid-not-ascii", victims(lambda o: f"{o}粉丝.{now()}")),
-    on_me("cookie-openid-empty", victims(lambda o: f".{now()}")),
+    on_me("cookie-time-5000-digits", victims(lambda o: body_of(o, "9" * 5000))),
+    on_me("cookie-openid-markup", victims(lambda o: body_of(f"<b>{o}</b>", now()))),
+    on_me("cookie-openid-too-long", victims(lambda o: body_of(o * 3, now()))),
+    on_me("cookie-openid-not-ascii", victims(lambda o: body_of(f"{o}粉丝", now()))),
+    on_me("cookie-openid-empty", victims(lambda o: body_of("", now()))),
+    on_me(
+        "cookie-mac-not-ascii", lambda s: f"{COOKIE}={body_of(s.victim.openid, now())}|{'码' * 32}"
+    ),
     on_me(
         "cookie-under-other-names",
         lambda s: f"{COOKIE.upper()}={s.victim.browser.cookies[COOKIE]}; x{s.victim.cookie}",
     ),
     on_me(
         "cookie-a-thousand-forged",
-        lambda s: "; ".join(f"{COOKIE}={s.victim.openid}.{i}.{'0' * 64}" for i in range(1000)),
+        lambda s: "; ".join(
+            f"{COOKIE}={body_of(s.victim.openid, i)}|{'0' * 32}" for i in range(1000)
+        ),
     ),
     on_me("cookie-of-100-kb", lambda s: f"{COOKIE}={'a' * 100_000}"),
     on_me("cookie-latin1-bytes", lambda s: f"{COOKIE}=\udcff\udcfe"),
@@ -1104,17 +1138,17 @@ SIGN_IN_COOKIE = [
     refused(
         "replay-with-a-forged-cookie",
         USED,
-        lambda s: page(s.completed(), tampered(lambda o, t, m: f"{o}.{t}.{flip(m)}")(s)),
+        lambda s: page(s.completed(), tampered(lambda o, mid, t, m: f"{o}|{mid}|{t}|{flip(m)}")(s)),
     ),
     refused(
         "replay-with-a-cookie-too-old",
         USED,
-        lambda s: page(s.completed(), victims(lambda o: f"{o}.{now() - MAX_AGE - 60}")(s)),
+        lambda s: page(s.completed(), victims(lambda o: body_of(o, now() - MAX_AGE - 60))(s)),
     ),
     refused(
         "old-link-tapped-again-with-a-forged-cookie",
         USED,
-        lambda s: old_link_again(s, tampered(lambda o, t, m: f"{o}.{t}.{'0' * 64}")(s)),
+        lambda s: old_link_again(s, tampered(lambda o, mid, t, m: f"{o}|{mid}|{t}|{'0' * 32}")(s)),
     ),
 ]
 
@@ -1454,8 +1488,8 @@ def test_fuzz_callback_query(site, caplog, query, genuine_state):
 
 cookie_headers = st.one_of(
     st.text(LINE, max_size=300),
-    st.tuples(st.text(LINE, max_size=70), st.text(LINE, max_size=15), st.text(LINE, max_size=70))
-    .map(".".join)
+    st.lists(st.text(LINE, max_size=40), min_size=5, max_size=7)
+    .map("|".join)
     .map(lambda value: f"{COOKIE}={value}"),
     st.lists(st.text(LINE, max_size=40), max_size=6).map(lambda values: "; ".join(values)),
 )

@@ -1,7 +1,8 @@
 """The follower-facing routes: thin Bottle glue over `oauth/` and `storage/`.
 
-/oauth/callback, /me, /healthz and the pages' static files live here; the message endpoint is a bare
-WSGI app of its own (`wechat.MessageServer`) that `bot.py` mounts beside this.
+/login, /oauth/callback, /me, /logout, /healthz and the pages' static files live
+here; the message endpoint (`wechat.MessageServer`) and /auth (`web.gate.Gate`) are
+bare WSGI apps of their own that `bot.py` mounts beside this.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable
+from urllib.parse import parse_qs
 
 from bottle import Bottle, HTTPResponse, request, response
 
@@ -22,11 +24,12 @@ from oauth import (
     Standing,
     TokenUpkeep,
 )
-from oauth.urls import USERINFO
+from oauth.profile import grants
+from oauth.urls import SCOPES, USERINFO
 from storage import StorageError, Store
 from web import assets, pages
-from web.cookies import NAME as COOKIE
-from web.cookies import CookieSigner
+from web.cookies import CookieSigner, Identity
+from web.destinations import BadDestination, Destinations
 
 log = logging.getLogger(__name__)
 
@@ -53,25 +56,57 @@ def html(status: int, body: str, **headers: str) -> HTTPResponse:
 
 
 def create_web_app(
-    links: AuthorizeLinks, sign_in: SignIn, upkeep: TokenUpkeep, cookies: CookieSigner, store: Store
+    links: AuthorizeLinks,
+    sign_in: SignIn,
+    upkeep: TokenUpkeep,
+    cookies: CookieSigner,
+    store: Store,
+    destinations: Destinations,
 ) -> WSGIApp:
     app = Bottle()
     app.config["catchall"] = True
+
+    @app.get(routes.LOGIN)
+    def login() -> HTTPResponse:
+        try:
+            destination = destinations.check(_one("next") or routes.ME)
+            scope = _one("scope") or links.scope
+        except (BadQuery, BadDestination) as exc:
+            log.info("login refused: %s", exc)
+            return html(*pages.bad_destination())
+        if scope not in SCOPES:
+            return html(*pages.bad_destination())
+        identity = cookies.read(request.environ.get("HTTP_COOKIE"))
+        if identity is not None and grants(identity.scope, scope):
+            return html(303, "", Location=destination)
+        return html(302, "", Location=links.leading_to(destination, scope))
 
     @app.get(routes.CALLBACK)
     def callback() -> HTTPResponse:
         try:
             code, state = _only("code"), _only("state")
-            openid = sign_in.complete(code, state, _browser(cookies), Deadline())
+            signed_in = sign_in.complete(code, state, _browser(cookies), Deadline())
         except AuthorizationFailed as exc:
             log.info("callback refused: %s", exc.reason)
+            if exc.reason == "snapshot":
+                return html(200, pages.snapshot())
             return html(*pages.failure(exc.reason, links.link()))
-        return html(303, "", Location=routes.ME, **{"Set-Cookie": cookies.header(openid)})
+        destination = signed_in.destination
+        location = destination if destinations.allows(destination) else routes.ME
+        cookie = cookies.header(Identity.of(signed_in.follower))
+        return html(303, "", Location=location, **{"Set-Cookie": cookie})
+
+    @app.get(routes.LOGOUT)
+    def logout() -> HTTPResponse:
+        answer = html(303, "", Location=routes.ME)
+        for cleared in cookies.clearing():
+            answer.add_header("Set-Cookie", cleared)
+        return answer
 
     @app.get(routes.ME)
     def me() -> HTTPResponse:
-        openid = cookies.openid(request.get_cookie(COOKIE))
-        visit = upkeep.visit(openid, Deadline()) if openid else None
+        identity = cookies.read(request.environ.get("HTTP_COOKIE"))
+        visit = upkeep.visit(identity.openid, Deadline()) if identity else None
         if visit is None:
             return html(200, pages.not_authorized(links.link()))
         if visit.standing is Standing.REAUTHORIZE:
@@ -112,6 +147,23 @@ def with_every_response_headers(app: WSGIApp) -> WSGIApp:
     return wrapped
 
 
+class BadQuery(ValueError):
+    """A query parameter given twice, or not UTF-8."""
+
+
+def _one(name: str) -> str | None:
+    """The query parameter `name` as text (UTF-8, percent-decoded), None when absent;
+    BadQuery when it is given twice or is no UTF-8."""
+    query = request.environ.get("QUERY_STRING", "").encode("latin-1")
+    values = parse_qs(query, keep_blank_values=True).get(name.encode("ascii"), [])
+    if len(values) > 1:
+        raise BadQuery(f"{name} given {len(values)} times")
+    try:
+        return values[0].decode("utf-8") if values else None
+    except UnicodeDecodeError:
+        raise BadQuery(f"{name} is not UTF-8") from None
+
+
 def _only(name: str) -> str | None:
     """The callback's query parameter `name`, None when absent. WeChat never sends one
     twice: a repeated one is a forged link, refused whichever copy a proxy would read."""
@@ -125,10 +177,11 @@ def _browser(cookies: CookieSigner) -> Browser:
     """The client, as the callback tells clients apart: the raw User-Agent (never
     decoded, so any bytes do), the peer's address (not X-Forwarded-For, which anyone
     can send) and whom its sign-in cookie names."""
+    identity = cookies.read(request.environ.get("HTTP_COOKIE"))
     return Browser(
         request.environ.get("HTTP_USER_AGENT", ""),
         request.environ.get("REMOTE_ADDR", ""),
-        cookies.openid(request.get_cookie(COOKIE)),
+        identity.openid if identity else None,
     )
 
 

@@ -80,6 +80,27 @@ def message(status: int, title: str, text: str) -> tuple[int, str]:
     return status, _message(INFO if status < 500 else WARN, title, text, action)
 
 
+def bad_destination() -> tuple[int, str]:
+    """/login asked to go somewhere the bot never sends anyone."""
+    return 400, _message(
+        WARN,
+        "链接地址有误",
+        "这个登录链接要前往的地址不在允许范围内。请回到原来的页面或公众号菜单重新进入。",
+        _button(routes.ME, "查看我的资料", primary=False),
+    )
+
+
+def snapshot() -> str:
+    """WeChat showed the follower a preview of the page (快照页): nobody can sign in
+    from it; WeChat's own bar at the bottom leads to the real page."""
+    return _message(
+        INFO,
+        "请使用完整服务",
+        "你正在浏览的是页面预览，无法登录。请点击屏幕下方的「使用完整服务」，再继续。",
+        Markup(""),
+    )
+
+
 def not_authorized(link: str) -> str:
     return _message(
         INFO,

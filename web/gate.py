@@ -1,0 +1,77 @@
+"""/auth: whom a request's sign-in names, for a reverse proxy's sub-request (nginx
+auth_request, Traefik forwardAuth, Caddy forward_auth).
+
+The proxy asks before every request of the app it protects, so this is a bare WSGI
+app answered from the sign-in cookie alone: one HMAC, no framework, no database,
+no call to WeChat. Any method is answered alike, and a request body is never read.
+
+- A valid sign-in: 200 with X-WeChat-OpenID, X-WeChat-Scope, X-WeChat-UnionID (when
+  known) and X-WeChat-Nickname (percent-encoded UTF-8; empty when unknown).
+- Otherwise 401, with X-WeChat-Login: the absolute URL of /login that comes back to
+  the page that was asked for, when the proxy says which (X-Forwarded-Proto, -Host
+  and -Uri, as Traefik and Caddy send them) and it is an allowed destination, else
+  plain /login. nginx and Caddy redirect to it; Traefik hands the 401 to the browser
+  as it is, so its body is a short page that goes there by itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from urllib.parse import quote
+
+import routes
+from web.app import EVERY_RESPONSE
+from web.cookies import CookieSigner, Identity
+from web.destinations import BadDestination, Destinations
+from web.render import render
+
+COMMON = [("Content-Length", "0"), *EVERY_RESPONSE.items()]
+LOGIN_PAGE = [
+    ("Content-Type", "text/html; charset=utf-8"),
+    *EVERY_RESPONSE.items(),
+    ("Content-Security-Policy", "default-src 'none'; base-uri 'none'; form-action 'none'"),
+]
+
+
+class Gate:
+    def __init__(self, cookies: CookieSigner, destinations: Destinations, public_url: str) -> None:
+        self.cookies = cookies
+        self.destinations = destinations
+        self.login = public_url.rstrip("/") + routes.LOGIN
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        identity = self.cookies.read(environ.get("HTTP_COOKIE"))
+        if identity is not None:
+            start_response("200 OK", [*identity_headers(identity), *COMMON])
+            return [b""]
+        login = self.login_url(environ)
+        body = render("sign_in_first", login=login).encode("utf-8")
+        headers = [("X-WeChat-Login", login), ("Content-Length", str(len(body))), *LOGIN_PAGE]
+        start_response("401 Unauthorized", headers)
+        return [body]
+
+    def login_url(self, environ: dict) -> str:
+        """/login, coming back to the URL the proxy says was asked for when it may."""
+        proto = environ.get("HTTP_X_FORWARDED_PROTO", "").split(",")[0].strip()
+        host = environ.get("HTTP_X_FORWARDED_HOST", "").split(",")[0].strip()
+        uri = environ.get("HTTP_X_FORWARDED_URI", "")
+        if not (proto and host and uri.startswith("/")):
+            return self.login
+        try:
+            destination = self.destinations.check(f"{proto}://{host}{uri}")
+        except BadDestination:
+            return self.login
+        return f"{self.login}?next={quote(destination, safe='')}"
+
+
+def identity_headers(identity: Identity) -> list[tuple[str, str]]:
+    """What the protected app learns of the follower: every value percent-encoded, so
+    a header is ASCII whatever WeChat sent (an openid, a scope, a unionid never change)."""
+    headers = [
+        ("X-WeChat-OpenID", identity.openid),
+        ("X-WeChat-Scope", quote(identity.scope, safe=",")),
+    ]
+    if identity.unionid:
+        headers.append(("X-WeChat-UnionID", quote(identity.unionid, safe="")))
+    headers.append(("X-WeChat-Nickname", quote(identity.nickname or "", safe="")))
+    return headers
