@@ -154,14 +154,14 @@ class BadQuery(ValueError):
 def _one(name: str) -> str | None:
     """The query parameter `name` as text (UTF-8, percent-decoded), None when absent;
     BadQuery when it is given twice or is no UTF-8."""
-    query = request.environ.get("QUERY_STRING", "").encode("latin-1")
-    values = parse_qs(query, keep_blank_values=True).get(name.encode("ascii"), [])
+    try:
+        query = request.environ.get("QUERY_STRING", "").encode("latin-1").decode("utf-8")
+        values = parse_qs(query, keep_blank_values=True, errors="strict").get(name, [])
+    except UnicodeError:
+        raise BadQuery(f"{name} is not UTF-8") from None
     if len(values) > 1:
         raise BadQuery(f"{name} given {len(values)} times")
-    try:
-        return values[0].decode("utf-8") if values else None
-    except UnicodeDecodeError:
-        raise BadQuery(f"{name} is not UTF-8") from None
+    return values[0] if values else None
 
 
 def _only(name: str) -> str | None:

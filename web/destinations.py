@@ -4,9 +4,9 @@ A destination is either a path on `public_url` (`/me`, `/orders?id=1#top`), or a
 absolute http(s) URL whose host is public_url's or one of `oauth.return_hosts` (any
 port; https only when public_url is https). Anything else is refused, and so is
 whatever a browser, a proxy or the operator's app might read as another host:
-`//host`, `/\\host`, `/%2F%2Fhost`, `https:host`, user names (`https://a@b`), a
-control character or a space anywhere (browsers drop tabs and newlines from URLs),
-a backslash anywhere, a host that is not plain ASCII or ends with a dot.
+`//host`, `/\\host`, `/%2F%2Fhost`, `/ /host`, `https:host`, user names (`https://a@b`),
+a control character anywhere (browsers drop tabs and newlines from URLs), a
+backslash anywhere, a host that is not plain ASCII or ends with a dot.
 
 What comes back is the Location to send: the path as given, or the URL rebuilt from
 its checked parts (scheme and host in lower case), other characters percent-encoded.
@@ -19,8 +19,8 @@ from collections.abc import Iterable
 from urllib.parse import quote, unquote, urlsplit
 
 MAX_LENGTH = 2048  # longer is no link a person follows; WeChat's menu URLs stop at 1024
-# Control characters, space, DEL and the backslash: refused wherever they are.
-_UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
+# Control characters, DEL and the backslash: refused wherever they are (a space is encoded).
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f\\]")
 _INVISIBLE = re.compile(r"[\x00-\x20\x7f]")
 # What RFC 3986 allows in a URL, the percent sign included: the rest gets encoded.
 _URL_CHARACTERS = "!#$%&'()*+,/:;=?@[]~"

@@ -8,10 +8,10 @@ no call to WeChat. Any method is answered alike, and a request body is never rea
 - A valid sign-in: 200 with X-WeChat-OpenID, X-WeChat-Scope, X-WeChat-UnionID (when
   known) and X-WeChat-Nickname (percent-encoded UTF-8; empty when unknown).
 - Otherwise 401, with X-WeChat-Login: the absolute URL of /login that comes back to
-  the page that was asked for, when the proxy says which (X-Forwarded-Proto, -Host
-  and -Uri, as Traefik and Caddy send them) and it is an allowed destination, else
-  plain /login. nginx and Caddy redirect to it; Traefik hands the 401 to the browser
-  as it is, so its body is a short page that goes there by itself.
+  the page that was asked for, when the proxy says which (see `_asked_for`) and it
+  is an allowed destination, else plain /login. The nginx and Caddy samples redirect
+  to it; Traefik hands the 401 to the browser as it is, so its body is a short page
+  that goes there by itself.
 """
 
 from __future__ import annotations
@@ -52,16 +52,28 @@ class Gate:
 
     def login_url(self, environ: dict) -> str:
         """/login, coming back to the URL the proxy says was asked for when it may."""
-        proto = environ.get("HTTP_X_FORWARDED_PROTO", "").split(",")[0].strip()
-        host = environ.get("HTTP_X_FORWARDED_HOST", "").split(",")[0].strip()
-        uri = environ.get("HTTP_X_FORWARDED_URI", "")
-        if not (proto and host and uri.startswith("/")):
+        asked = _asked_for(environ)
+        if asked is None:
             return self.login
         try:
-            destination = self.destinations.check(f"{proto}://{host}{uri}")
+            destination = self.destinations.check(asked)
         except BadDestination:
             return self.login
         return f"{self.login}?next={quote(destination, safe='')}"
+
+
+def _asked_for(environ: dict) -> str | None:
+    """The URL the proxy says the browser asked for: X-Original-URL (the nginx and
+    Caddy samples set it), else X-Forwarded-Proto, -Host and -Uri together (Traefik
+    sends them; a server that does not trust the proxy drops the first two, as
+    waitress does unless told otherwise)."""
+    original = environ.get("HTTP_X_ORIGINAL_URL")
+    if original:
+        return original
+    proto = environ.get("HTTP_X_FORWARDED_PROTO", "").split(",")[0].strip()
+    host = environ.get("HTTP_X_FORWARDED_HOST", "").split(",")[0].strip()
+    uri = environ.get("HTTP_X_FORWARDED_URI", "")
+    return f"{proto}://{host}{uri}" if proto and host and uri.startswith("/") else None
 
 
 def identity_headers(identity: Identity) -> list[tuple[str, str]]:
