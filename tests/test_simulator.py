@@ -439,6 +439,55 @@ def test_userinfo_errors(sim: Simulator) -> None:
     assert errcode(get(sim, "/sns/userinfo", access_token=token, openid=openid)) == 42001
 
 
+# -- the snapshot page (快照页) --------------------------------------------------------
+
+
+def test_a_follower_in_snapshot_mode_gets_a_virtual_account(sim: Simulator) -> None:
+    real = sim.followers[sim.default_openid]
+    sim.snapshot_mode(real.openid)
+    page = sim.authorize(authorize_url(sim, "snsapi_userinfo"), openid=real.openid)
+    assert page.location and page.code  # no consent page: the snapshot grants at once
+    granted = body(exchange(sim, code=page.code))
+    assert granted["is_snapshotuser"] == 1
+    assert granted["openid"] != real.openid and granted["openid"] not in sim.followers
+    assert granted["openid"] == tokens(sim, openid=real.openid)["openid"]  # stable
+    info = get(sim, "/sns/userinfo", access_token=granted["access_token"], openid=granted["openid"])
+    assert errcode(info) == 48001
+    checked = get(sim, "/sns/auth", access_token=granted["access_token"], openid=granted["openid"])
+    assert errcode(checked) == 0
+    assert "is_snapshotuser" not in body(refresh(sim, granted["refresh_token"]))
+    assert "is_snapshotuser" not in tokens(sim, "snsapi_base", real.openid)  # userinfo only
+
+
+def test_tapping_use_the_full_service_leaves_snapshot_mode(sim: Simulator) -> None:
+    openid = sim.default_openid
+    assert sim.snapshot_mode(openid).snapshot
+    assert not sim.snapshot_mode(openid, on=False).snapshot
+    page = sim.authorize(authorize_url(sim, "snsapi_userinfo"), openid=openid)
+    granted = body(exchange(sim, code=page.code))
+    assert granted["openid"] == openid and "is_snapshotuser" not in granted
+
+
+def test_force_snapshot_in_the_link_shows_the_snapshot_page(sim: Simulator) -> None:
+    link = authorize_url(sim, "snsapi_userinfo").replace("#", "&forceSnapShot=true#")
+    granted = body(exchange(sim, code=sim.authorize(link).code))
+    assert granted["is_snapshotuser"] == 1 and granted["openid"] != sim.default_openid
+
+
+def test_snapshot_mode_over_http(sim: Simulator) -> None:
+    def post(**payload: Any) -> requests.Response:
+        return requests.post(sim.url + "/api/snapshot", json=payload, timeout=5)
+
+    turned = post(openid=sim.default_openid, on=True)
+    assert turned.status_code == 200 and turned.json()["snapshot"] is True
+    listed = requests.get(sim.url + "/api/followers", timeout=5).json()["followers"]
+    assert {f["openid"]: f["snapshot"] for f in listed}[sim.default_openid] is True
+    assert post(openid=sim.default_openid, on=False).json()["snapshot"] is False
+    assert post(openid="o6_bnobody", on=True).status_code == 400
+    assert post(openid=sim.default_openid, on="yes").status_code == 400
+    assert post(on=True).status_code == 400
+
+
 def test_sns_auth(sim: Simulator) -> None:
     granted = tokens(sim, "snsapi_base")
     token, openid = granted["access_token"], granted["openid"]
