@@ -187,6 +187,7 @@ class BasicTokens:
         self._latest = {"token": "", "stable": ""}
         self._lock = threading.Lock()
         self.quotas = Quotas(clock)
+        self.ttl = BASIC_TTL  # lifetime of new tokens, for tests to shorten
 
     def check_app(self, params: dict[str, Any]) -> None:
         """grant_type, appid and secret as both token endpoints check them."""
@@ -225,8 +226,8 @@ class BasicTokens:
             self._superseded.add(previous)
         token = _token(136)
         self._latest[chain] = token
-        self._expiry[token] = now + BASIC_TTL
-        return {"access_token": token, "expires_in": BASIC_TTL}
+        self._expiry[token] = now + self.ttl
+        return {"access_token": token, "expires_in": self.ttl}
 
     def check(self, token: str) -> None:
         """A basic token as any cgi-bin API checks it: 40001 unknown or replaced, 42001 old."""
