@@ -18,6 +18,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 import config as settings
+import routes
 from oauth import AuthorizeLinks
 from oauth.urls import SCOPES
 from serving import CannotListen, Server
@@ -189,6 +190,8 @@ def check(config: settings.Config, _args: argparse.Namespace, make_app: AppFacto
     print(f"  message modes accepted (消息加解密方式): {_modes(config)}")
     print("微信公众平台 → 设置与开发 → 接口权限 → 网页授权 / web authorization:")
     print(f"  网页授权回调域名 (callback domain): {config.callback_domain}")
+    api = "on (server.api_key is set)" if server.api_key else "off (server.api_key is empty)"
+    print(f"internal API ({routes.ACCESS_TOKEN}): {api}")
     for warning in _warnings(config):
         print(f"warning: {warning}")
     return 0
