@@ -20,6 +20,7 @@ import routes
 from handlers import Handlers
 from oauth import AuthorizeLinks, SignIn, StateSigner, TokenUpkeep, WeChatOAuth, derive_key
 from oauth.basic_token import BasicToken
+from request_log import log_requests
 from storage import DeliveryLedger, Store, StoreSessionStorage
 from web.api import InternalAPI
 from web.app import create_web_app, with_every_response_headers
@@ -62,8 +63,12 @@ class Bot:
         api_key = config.server.api_key  # empty: no /api routes at all (the pages' 404)
         api = InternalAPI(self.basic_token, api_key) if api_key else None
         self.api = api and with_every_response_headers(api)
+        self._logged = log_requests(self._route)  # one line per request, once it is answered
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        return self._logged(environ, start_response)
+
+    def _route(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == self.wechat_path:
             return self.messages(environ, start_response)
