@@ -48,7 +48,7 @@ AppFactory = Callable[[settings.Config], App]
 
 def main(argv: list[str], make_app: AppFactory) -> int:
     args = _parser().parse_args(argv)
-    _setup_logging()
+    setup_logging()
     try:
         config = settings.load(args.config)
     except settings.ConfigError as exc:
@@ -113,7 +113,9 @@ def _port(text: str) -> int:
     return int(text)
 
 
-def _setup_logging() -> None:
+def setup_logging() -> None:
+    """The bot's records, one line per request included, to stderr from INFO up: for
+    `serve`, `sandbox` and gunicorn's workers (deploy/gunicorn.conf.py)."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
