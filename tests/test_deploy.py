@@ -200,8 +200,16 @@ class Instance:
             self.process.send_signal(signal.SIGTERM)
             self.process.wait(timeout=30)
 
-    def requests_logged(self) -> list[str]:
-        return re.findall(r"INFO bot\.request: (.+)", self.log.read_text(encoding="utf-8"))
+    def requests_logged(self, at_least: int = 0, starting: str = "") -> list[str]:
+        """The request lines of its log starting with `starting`, once there are
+        `at_least` of them (each is written just after its response went out)."""
+
+        def lines() -> list[str]:
+            found = re.findall(r"INFO bot\.request: (.+)", self.log.read_text(encoding="utf-8"))
+            return [line for line in found if line.startswith(starting)]
+
+        wait_until(lambda: len(lines()) >= at_least, f"{at_least} lines {starting!r}")
+        return lines()
 
 
 class Stack:
@@ -234,10 +242,17 @@ class Stack:
         assert ANCHOR.search(answer["reply"]["Content"])
         return answer
 
-    def upstreams(self) -> Counter:
-        """How many requests nginx's access log says each instance answered."""
-        lines = self.nginx.access_log.read_text(encoding="utf-8").splitlines()
-        return Counter(int(port) for port in re.findall(r" 127\.0\.0\.1:(\d+) ", "\n".join(lines)))
+    def upstreams(self, at_least: int = 0) -> Counter:
+        """How many requests nginx's access log says each instance answered, once it
+        has `at_least` lines (nginx writes each after its response went out)."""
+
+        def lines() -> list[str]:
+            return self.nginx.access_log.read_text(encoding="utf-8").splitlines()
+
+        wait_until(lambda: len(lines()) >= at_least, f"{at_least} lines in the access log")
+        return Counter(
+            int(port) for port in re.findall(r" 127\.0\.0\.1:(\d+) ", "\n".join(lines()))
+        )
 
 
 @pytest.fixture(scope="module")
@@ -264,12 +279,13 @@ def test_the_nginx_sample_passes_nginx_t(tmp_path):
 
 
 def test_pushes_through_nginx_reach_both_instances(stack):
+    logged = stack.upstreams().total()
     for number in range(8):
         stack.push(f"第{number}条")
     ports = [instance.port for instance in stack.instances]
-    assert set(stack.upstreams()) == set(ports)
+    assert set(stack.upstreams(logged + 8)) == set(ports)
     for instance in stack.instances:
-        assert "POST /wechat 200" in " ".join(instance.requests_logged())
+        assert "POST /wechat 200" in " ".join(instance.requests_logged(1, "POST /wechat"))
 
 
 def test_a_follower_signs_in_through_nginx(stack):
@@ -307,12 +323,13 @@ def test_a_body_over_the_limit_is_refused_by_nginx(stack):
 
 def test_the_basic_token_is_fetched_once_for_both_processes(stack):
     headers = {"Authorization": f"Bearer {API_KEY}"}
-    before = Counter(stack.upstreams())
+    before = stack.upstreams()
     answers = [stack.nginx.get(routes.ACCESS_TOKEN, headers=headers) for _ in range(6)]
     assert {a.status_code for a in answers} == {200}
     assert len({a.json()["access_token"] for a in answers}) == 1
     assert stack.sim.calls.paths().count("/cgi-bin/stable_token") == 1
-    assert all(stack.upstreams()[i.port] > before[i.port] for i in stack.instances)
+    after = stack.upstreams(before.total() + 6)
+    assert all(after[i.port] > before[i.port] for i in stack.instances)  # both processes asked
     assert stack.nginx.get(routes.ACCESS_TOKEN).status_code == 401
 
 
@@ -337,7 +354,7 @@ def test_pushes_are_answered_while_an_instance_is_down(fresh_stack):
         fresh_stack.push()
     assert fresh_stack.nginx.get(routes.HEALTH).status_code == 200
     assert down.process.returncode == 0
-    assert len([line for line in up.requests_logged() if line.startswith("POST /wechat")]) >= 6
+    assert len(up.requests_logged(6, "POST /wechat 200")) >= 6
 
 
 # -- gunicorn's config ---------------------------------------------------------------------
