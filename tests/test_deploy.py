@@ -242,17 +242,20 @@ class Stack:
         assert ANCHOR.search(answer["reply"]["Content"])
         return answer
 
-    def upstreams(self, at_least: int = 0) -> Counter:
-        """How many requests nginx's access log says each instance answered, once it
-        has `at_least` lines (nginx writes each after its response went out)."""
+    def access_log(self, at_least: int = 0) -> list[str]:
+        """nginx's access log, once it has `at_least` lines (nginx writes each after its
+        response went out, so a client may see the answer first)."""
 
         def lines() -> list[str]:
             return self.nginx.access_log.read_text(encoding="utf-8").splitlines()
 
         wait_until(lambda: len(lines()) >= at_least, f"{at_least} lines in the access log")
-        return Counter(
-            int(port) for port in re.findall(r" 127\.0\.0\.1:(\d+) ", "\n".join(lines()))
-        )
+        return lines()
+
+    def upstreams(self, at_least: int = 0) -> Counter:
+        """How many requests the access log says each instance answered."""
+        log = "\n".join(self.access_log(at_least))
+        return Counter(int(port) for port in re.findall(r" 127\.0\.0\.1:(\d+) ", log))
 
 
 @pytest.fixture(scope="module")
@@ -279,7 +282,7 @@ def test_the_nginx_sample_passes_nginx_t(tmp_path):
 
 
 def test_pushes_through_nginx_reach_both_instances(stack):
-    logged = stack.upstreams().total()
+    logged = len(stack.access_log())
     for number in range(8):
         stack.push(f"第{number}条")
     ports = [instance.port for instance in stack.instances]
@@ -323,19 +326,20 @@ def test_a_body_over_the_limit_is_refused_by_nginx(stack):
 
 def test_the_basic_token_is_fetched_once_for_both_processes(stack):
     headers = {"Authorization": f"Bearer {API_KEY}"}
-    before = stack.upstreams()
+    logged, before = len(stack.access_log()), stack.upstreams()
     answers = [stack.nginx.get(routes.ACCESS_TOKEN, headers=headers) for _ in range(6)]
     assert {a.status_code for a in answers} == {200}
     assert len({a.json()["access_token"] for a in answers}) == 1
     assert stack.sim.calls.paths().count("/cgi-bin/stable_token") == 1
-    after = stack.upstreams(before.total() + 6)
+    after = stack.upstreams(logged + 6)
     assert all(after[i.port] > before[i.port] for i in stack.instances)  # both processes asked
     assert stack.nginx.get(routes.ACCESS_TOKEN).status_code == 401
 
 
 def test_no_log_holds_a_query_or_a_secret(stack):
+    logged = len(stack.access_log())
     stack.push()
-    logs = {"nginx access log": stack.nginx.access_log.read_text(encoding="utf-8")}
+    logs = {"nginx access log": "\n".join(stack.access_log(logged + 1))}
     logs |= {f"instance {i.port}": i.log.read_text(encoding="utf-8") for i in stack.instances}
     assert "POST /wechat" in logs["nginx access log"]
     secrets = [*QUERY_SECRETS, APP_SECRET, API_KEY, *stack.sim.oauth._access]
