@@ -1,8 +1,8 @@
 """The account's basic access_token has one owner: `GET /api/access-token` on any
 instance hands out the token the shared store holds, fetched from WeChat's
 `cgi-bin/stable_token` once for every instance and renewed once when a caller
-reports WeChat rejected it. Two bots on one SQLite file, WeChat the simulator,
-everything over real HTTP."""
+reports WeChat rejected it. Two bots on one database (SQLite, and PostgreSQL where
+the lock matters), WeChat the simulator, everything over real HTTP."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from tests.test_secrets import every_log_record
 API_KEY = "k3y-0f-the-0perat0rs-0ther-serv1ces-4ll-0f-them"
 STABLE = "/cgi-bin/stable_token"
 CALLERS = 24
+# The store's lock is BEGIN IMMEDIATE on SQLite and a row locked FOR UPDATE on PostgreSQL.
+BOTH_BACKENDS = pytest.mark.backends("sqlite", "postgresql")
 
 
 def stable_calls(sim) -> int:
@@ -74,6 +76,7 @@ def bots(start_bot) -> list[BotServer]:
     return [start_bot(BOT_SERVER_API_KEY=API_KEY) for _ in range(2)]
 
 
+@BOTH_BACKENDS
 def test_simultaneous_callers_on_two_instances_make_one_wechat_call(sim, bots):
     sim.fault(STABLE, "slow", seconds=0.5)  # every caller arrives while it is being fetched
     answers = at_once(bots)
@@ -96,6 +99,7 @@ def test_simultaneous_callers_on_two_instances_make_one_wechat_call(sim, bots):
     assert "/cgi-bin/token" not in sim.calls.paths()
 
 
+@BOTH_BACKENDS
 def test_a_restarted_instance_keeps_the_token(sim, bots):
     token = token_of(bots[0])
     bots[0].restart()
@@ -103,6 +107,7 @@ def test_a_restarted_instance_keeps_the_token(sim, bots):
     assert stable_calls(sim) == 1
 
 
+@BOTH_BACKENDS
 def test_a_token_near_its_expiry_is_renewed_once_for_everybody(sim, bots):
     sim.basic_tokens.ttl = 100  # lives less than the bot's renewal margin
     first = token_of(bots[0])
@@ -123,6 +128,7 @@ def test_near_expiry_with_wechat_down_the_stored_token_is_handed_out(sim, bots):
     assert token_of(bots[1]) != first
 
 
+@BOTH_BACKENDS
 def test_a_token_wechat_invalidated_40001_is_renewed_once_when_reported(sim, bots):
     old = token_of(bots[0])["access_token"]
     forced = force_refresh_elsewhere(sim)
@@ -138,6 +144,7 @@ def test_a_token_wechat_invalidated_40001_is_renewed_once_when_reported(sim, bot
     assert stable_calls(sim) == before + 1
 
 
+@BOTH_BACKENDS
 def test_a_token_wechat_says_expired_42001_is_renewed_once_when_reported(sim, bots):
     old = token_of(bots[0])["access_token"]
     sim.clock.advance(7200)  # WeChat's clock ran ahead of the bot's
