@@ -76,6 +76,8 @@ class Server:
     port: int = 8888
     public_url: str = "http://127.0.0.1:8888"
     wechat_path: str = "/wechat"
+    # The internal API's bearer secret (`/api/...`); empty turns that API off.
+    api_key: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,8 @@ _AES_KEY = re.compile(r"[A-Za-z0-9]{43}")
 _APP_ID = re.compile(r"wx[0-9a-zA-Z]{16}")
 _HOST = re.compile(r"[A-Za-z0-9.-]+|[0-9A-Fa-f:.]+")  # a name, an IPv4 or an IPv6 address
 _PLAIN_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)+/?")
+# A bearer token as RFC 6750 spells one, long enough not to be guessed.
+_API_KEY = re.compile(r"[A-Za-z0-9._~+/-]{32,}=*")
 
 
 def env_name(section: str, key: str) -> str:
@@ -250,6 +254,11 @@ def validate(config: Config) -> list[str]:
         (_http_url(w.open_base), "wechat.open_base: expected an http(s) URL"),
         (s.host, "server.host: must not be empty"),
         (0 < s.port < 65536, "server.port: expected 1-65535"),
+        (
+            not s.api_key or _API_KEY.fullmatch(s.api_key),
+            "server.api_key: expected empty (no /api routes) or at least 32 letters, digits "
+            "or - . _ ~ + / (e.g. the output of `openssl rand -hex 32`)",
+        ),
         (o.scope in SCOPES, f"oauth.scope: expected {' or '.join(SCOPES)}"),
         (o.lang in ("zh_CN", "zh_TW", "en"), "oauth.lang: expected zh_CN, zh_TW or en"),
         (60 <= o.state_ttl <= 86400, "oauth.state_ttl: expected 60-86400 seconds"),

@@ -1,7 +1,7 @@
 """What the OAuth flows need from persistence, and nothing more.
 
 Protocol apart from persistence, as Authlib does it: the flows in `oauth/` talk to
-these two small interfaces, and `storage.Store` satisfies both. `update_token` is
+these small interfaces, and `storage.Store` satisfies them all. `update_token` is
 the hook a refresh calls the moment WeChat renews a token, so a token WeChat has
 issued is kept whatever happens next in the visit. `begin_refresh` lets one caller
 at a time, across every instance on the database, refresh a follower's tokens.
@@ -9,9 +9,10 @@ at a time, across every instance on the database, refresh a follower's tokens.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from storage import Claim, Follower
+from storage import AccountToken, Claim, Follower
 
 
 @runtime_checkable
@@ -58,3 +59,17 @@ class StateLedger(Protocol):
 
     def complete_authorization(self, state: str, follower: Follower) -> None:
         """Store the follower and close the state, all or nothing."""
+
+
+@runtime_checkable
+class AccountTokenStore(Protocol):
+    """The account's own tokens, shared by every instance, renewed under one lock."""
+
+    def account_token(self, kind: str) -> AccountToken | None:
+        """The stored token of `kind`, expired or not (a plain read, no lock)."""
+
+    def renew_account_token(
+        self, kind: str, renew: Callable[[AccountToken | None], AccountToken]
+    ) -> AccountToken:
+        """Call `renew(stored)` under a lock every instance honours and store its answer:
+        concurrent callers queue, and each sees what the one before it stored."""
