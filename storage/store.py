@@ -55,9 +55,9 @@ class Follower:
 
     openid: str
     scope: str
-    access_token: str
+    access_token: str = field(repr=False)  # secrets: never in a log line or a traceback
     access_expires_at: int
-    refresh_token: str
+    refresh_token: str = field(repr=False)
     refresh_expires_at: int
     unionid: str | None = None
     nickname: str | None = None
