@@ -19,8 +19,11 @@ import config as settings
 import routes
 from handlers import Handlers
 from oauth import AuthorizeLinks, SignIn, StateSigner, TokenUpkeep, WeChatOAuth, derive_key
+from oauth.basic_token import BasicToken
+from request_log import log_requests
 from storage import DeliveryLedger, Store, StoreSessionStorage
-from web.app import create_web_app
+from web.api import InternalAPI
+from web.app import create_web_app, with_every_response_headers
 from web.cookies import CookieSigner
 from web.destinations import Destinations
 from web.gate import Gate
@@ -65,13 +68,24 @@ class Bot:
         self.pages = create_web_app(self.links, sign_in, upkeep, cookies, self.store, destinations)
         self.gate = Gate(cookies, destinations, s.public_url)  # /auth: the cookie alone
         self.wechat_path = s.wechat_path
+        # the account's basic access_token: one owner, shared through the store
+        self.basic_token = BasicToken(self.client, self.store)
+        api_key = s.api_key  # empty: no /api routes at all (the pages' 404)
+        api = InternalAPI(self.basic_token, api_key) if api_key else None
+        self.api = api and with_every_response_headers(api)
+        self._logged = log_requests(self._route)  # one line per request, once it is answered
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO")
+        return self._logged(environ, start_response)
+
+    def _route(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
         if path == self.wechat_path:
             return self.messages(environ, start_response)
         if path == routes.AUTH:
             return self.gate(environ, start_response)
+        if self.api and routes.is_under(path, routes.API):
+            return self.api(environ, start_response)
         return self.pages(environ, start_response)
 
     def close(self) -> None:

@@ -18,6 +18,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 import config as settings
+import routes
 from oauth import AuthorizeLinks
 from oauth.urls import SCOPES
 from serving import CannotListen, Server
@@ -47,7 +48,7 @@ AppFactory = Callable[[settings.Config], App]
 
 def main(argv: list[str], make_app: AppFactory) -> int:
     args = _parser().parse_args(argv)
-    _setup_logging()
+    setup_logging()
     try:
         config = settings.load(args.config)
     except settings.ConfigError as exc:
@@ -112,7 +113,9 @@ def _port(text: str) -> int:
     return int(text)
 
 
-def _setup_logging() -> None:
+def setup_logging() -> None:
+    """The bot's records, one line per request included, to stderr from INFO up: for
+    `serve`, `sandbox` and gunicorn's workers (deploy/gunicorn.conf.py)."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -189,6 +192,8 @@ def check(config: settings.Config, _args: argparse.Namespace, make_app: AppFacto
     print(f"  message modes accepted (消息加解密方式): {_modes(config)}")
     print("微信公众平台 → 设置与开发 → 接口权限 → 网页授权 / web authorization:")
     print(f"  网页授权回调域名 (callback domain): {config.callback_domain}")
+    api = "on (server.api_key is set)" if server.api_key else "off (server.api_key is empty)"
+    print(f"internal API ({routes.ACCESS_TOKEN}): {api}")
     for warning in _warnings(config):
         print(f"warning: {warning}")
     return 0

@@ -80,6 +80,8 @@ class Server:
     # public_url's host (e.g. example.com) to share the sign-in with sibling hosts.
     cookie_domain: str = ""
     sign_in_ttl: int = 7 * 24 * 3600  # seconds a sign-in lasts (the cookie's lifetime)
+    # The internal API's bearer secret (`/api/...`); empty turns that API off.
+    api_key: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,8 @@ _PLAIN_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)+/?")
 # A DNS name: labels of letters, digits and inner hyphens (no port, no dot at the end).
 _HOSTNAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*")
 SIGN_IN_TTL_RANGE = (300, 30 * 24 * 3600)  # five minutes to a refresh_token's 30 days
+# A bearer token as RFC 6750 spells one, long enough not to be guessed.
+_API_KEY = re.compile(r"[A-Za-z0-9._~+/-]{32,}=*")
 
 
 def env_name(section: str, key: str) -> str:
@@ -266,6 +270,11 @@ def validate(config: Config) -> list[str]:
         (_http_url(w.open_base), "wechat.open_base: expected an http(s) URL"),
         (s.host, "server.host: must not be empty"),
         (0 < s.port < 65536, "server.port: expected 1-65535"),
+        (
+            not s.api_key or _API_KEY.fullmatch(s.api_key),
+            "server.api_key: expected empty (no /api routes) or at least 32 letters, digits "
+            "or - . _ ~ + / (e.g. the output of `openssl rand -hex 32`)",
+        ),
         (o.scope in SCOPES, f"oauth.scope: expected {' or '.join(SCOPES)}"),
         (o.lang in ("zh_CN", "zh_TW", "en"), "oauth.lang: expected zh_CN, zh_TW or en"),
         (60 <= o.state_ttl <= 86400, "oauth.state_ttl: expected 60-86400 seconds"),

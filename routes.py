@@ -15,6 +15,7 @@ AUTH = "/auth"  # a reverse proxy's sub-request: who is signed in
 LOGOUT = "/logout"
 JSSDK_CONFIG = "/jssdk/config"  # wx.config signatures for the operator's pages
 API = "/api"  # the internal API (`/api/access-token`, ...): everything under it is ours
+ACCESS_TOKEN = API + "/access-token"  # the account's basic access_token, for its other services
 STATIC = "/static"  # the pages' stylesheet, script and images: everything under it is ours
 FAVICON = "/favicon.ico"
 
@@ -24,4 +25,9 @@ TREES = (API, STATIC)
 
 def is_taken(path: str) -> bool:
     """True when `path` is one of the bot's own routes or lies under one of `TREES`."""
-    return path in PAGES or any(path == tree or path.startswith(tree + "/") for tree in TREES)
+    return path in PAGES or any(is_under(path, tree) for tree in TREES)
+
+
+def is_under(path: str, tree: str) -> bool:
+    """True when `path` is `tree` or lies under it."""
+    return path == tree or path.startswith(tree + "/")

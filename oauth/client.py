@@ -1,4 +1,5 @@
-"""WeChat's four sns OAuth calls over one pooled `requests.Session`.
+"""WeChat's four sns OAuth calls, and the account's `cgi-bin/stable_token`, over one
+pooled `requests.Session`.
 
 Knows nothing of the web framework: callers hand in codes and tokens (and the
 page's Deadline) and get dataclasses or typed errors back. Each call's timeout is
@@ -63,6 +64,19 @@ class TokenGrant:
         return self.received_at + self.expires_in
 
 
+@dataclass(frozen=True)
+class StableToken:
+    """What `cgi-bin/stable_token` returns: the account's basic access_token."""
+
+    access_token: str = field(repr=False)
+    expires_in: int
+    received_at: int = field(default_factory=lambda: int(time.time()))
+
+    @property
+    def expires_at(self) -> int:
+        return self.received_at + self.expires_in
+
+
 class WeChatOAuth:
     def __init__(
         self,
@@ -117,31 +131,70 @@ class WeChatOAuth:
         """sns/auth: return if the token is valid, raise WeChatAPIError if not."""
         self._get("sns/auth", deadline, access_token=access_token, openid=openid)
 
+    def stable_token(self, deadline: Deadline | None = None) -> StableToken:
+        """The account's basic access_token in normal mode: WeChat hands every caller the
+        same token until about 5 minutes before it expires (never `cgi-bin/token`, whose
+        every call replaces the token the other callers hold)."""
+        body = {
+            "grant_type": "client_credential",
+            "appid": self.app_id,
+            "secret": self._secret,
+            "force_refresh": False,
+        }
+        data = self._call("cgi-bin/stable_token", deadline, payload=body)
+        try:
+            return StableToken(str(data["access_token"]), int(data["expires_in"]))
+        except (KeyError, TypeError, ValueError):
+            raise WeChatUnavailable(
+                "stable_token answer lacks access_token or expires_in"
+            ) from None
+
     def close(self) -> None:
         self.session.close()
 
     def _get(
         self, endpoint: str, deadline: Deadline | None, retry: bool = True, **params: str
     ) -> dict[str, Any]:
-        """One call, asked again after a pause while WeChat is busy and time allows."""
+        return self._call(endpoint, deadline, retry, params=params)
+
+    def _call(
+        self,
+        endpoint: str,
+        deadline: Deadline | None,
+        retry: bool = True,
+        params: dict[str, str] | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """One call (GET with `params`, or POST of JSON `payload`), asked again after a pause
+        while WeChat is busy and time allows."""
         deadline = deadline or Deadline()
         for pause in BUSY_PAUSES if retry else ():
             try:
-                return self._once(endpoint, params, deadline)
+                return self._once(endpoint, deadline, params, payload)
             except WeChatAPIError as exc:
                 if not exc.busy or not deadline.allows(pause):
                     raise
             time.sleep(pause)
-        return self._once(endpoint, params, deadline)
+        return self._once(endpoint, deadline, params, payload)
 
-    def _once(self, endpoint: str, params: dict[str, str], deadline: Deadline) -> dict[str, Any]:
+    def _once(
+        self,
+        endpoint: str,
+        deadline: Deadline,
+        params: dict[str, str] | None,
+        payload: dict[str, Any] | None,
+    ) -> dict[str, Any]:
         if not deadline.allows():
             raise WeChatUnavailable(f"{endpoint}: the page's deadline has passed")
         left, (connect, read) = deadline.remaining(), self.timeout
         timeout = Timeout(total=left, connect=min(connect, left), read=min(read, left))
         try:
-            response = self.session.get(
-                f"{self.api_base}/{endpoint}", params=params, timeout=timeout
+            response = self.session.request(
+                "GET" if payload is None else "POST",
+                f"{self.api_base}/{endpoint}",
+                params=params,
+                json=payload,
+                timeout=timeout,
             )
         except requests.Timeout:
             raise WeChatUnavailable(f"{endpoint}: timed out") from None

@@ -9,9 +9,10 @@ at a time, across every instance on the database, refresh a follower's tokens.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from storage import Claim, Follower
+from storage import AccountToken, Claim, Follower
 
 
 @runtime_checkable
@@ -58,6 +59,20 @@ class StateLedger(Protocol):
 
     def complete_authorization(self, state: str, follower: Follower) -> None:
         """Store the follower and close the state, all or nothing."""
+
+
+@runtime_checkable
+class AccountTokenStore(Protocol):
+    """The account's own tokens, shared by every instance, renewed under one lock."""
+
+    def account_token(self, kind: str) -> AccountToken | None:
+        """The stored token of `kind`, expired or not (a plain read, no lock)."""
+
+    def renew_account_token(
+        self, kind: str, renew: Callable[[AccountToken | None], AccountToken]
+    ) -> AccountToken:
+        """Call `renew(stored)` under a lock every instance honours and store its answer:
+        concurrent callers queue, and each sees what the one before it stored."""
 
 
 @runtime_checkable

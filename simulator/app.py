@@ -140,6 +140,9 @@ class Simulator:
         self.bot_url = bot_url
         self._callback_domain = callback_domain
         self.push_timeout = push_timeout
+        # A CA file trusted for pushes to an https bot_url instead of the system's (a test
+        # bot behind a TLS proxy with a certificate of its own); WeChat checks certificates.
+        self.trusted_ca: str | None = None
         self.gh_id = gh_id or "gh_" + hashlib.sha1(app_id.encode()).hexdigest()[:12]  # noqa: S324
         self.account_name = account_name
         self.crypto = MessageCrypto(aes_key, app_id) if aes_key else None
@@ -288,7 +291,7 @@ class Simulator:
         query = {"signature": signature(self.token, *stamp), "timestamp": stamp[0]}
         query.update(nonce=stamp[1], openid=openid, **extra)
         response, attempts = deliver(
-            add_query(self.bot_url, **query), xml.encode(), self.push_timeout
+            add_query(self.bot_url, **query), xml.encode(), self.push_timeout, self.trusted_ca
         )
         result = {"status": None, "reply": None, "raw": "", "attempts": attempts}
         result.update(msg_id=msg_id, create_time=created)

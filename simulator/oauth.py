@@ -13,6 +13,14 @@ CODE_TTL = 300
 REFRESH_TTL = 30 * 86400
 BASIC_TTL = 7200
 OVERLAP = 300  # a superseded basic token keeps working this long
+# stable_token's quotas, as WeChat documents them: 10,000 calls a minute and 500,000 a
+# day in all; force_refresh at most 20 times a day, 30 s apart.
+STABLE_PER_MINUTE = 10_000
+STABLE_PER_DAY = 500_000
+FORCE_PER_DAY = 20
+FORCE_INTERVAL = 30
+MINUTE_QUOTA = 45011  # "api minute-quota reach limit mustslower retry next minute"
+DAILY_QUOTA = 45009  # "reach max api daily quota limit"
 ALNUM = string.ascii_letters + string.digits
 
 
@@ -194,6 +202,8 @@ class BasicTokens:
         self._superseded: set[str] = set()
         self._latest = {"token": "", "stable": ""}
         self._lock = threading.Lock()
+        self.quotas = Quotas(clock)
+        self.ttl = BASIC_TTL  # lifetime of new tokens, for tests to shorten
 
     def check_app(self, params: dict[str, Any]) -> None:
         """grant_type, appid and secret as both token endpoints check them."""
@@ -214,8 +224,10 @@ class BasicTokens:
             return self._renew("token", OVERLAP)
 
     def stable(self, force_refresh: bool) -> dict[str, Any]:
-        """The same token while it has more than 5 minutes left; force_refresh kills it."""
+        """The same token while it has more than 5 minutes left; force_refresh kills it.
+        Within the quotas only (45011, 45009)."""
         with self._lock:
+            self.quotas.spend(force_refresh)
             current = self._latest["stable"]
             left = self._expiry.get(current, 0) - self.clock.now()
             if current and left > OVERLAP and not force_refresh:
@@ -230,8 +242,8 @@ class BasicTokens:
             self._superseded.add(previous)
         token = _token(136)
         self._latest[chain] = token
-        self._expiry[token] = now + BASIC_TTL
-        return {"access_token": token, "expires_in": BASIC_TTL}
+        self._expiry[token] = now + self.ttl
+        return {"access_token": token, "expires_in": self.ttl}
 
     def check(self, token: str) -> None:
         """A basic token as any cgi-bin API checks it: 40001 unknown or replaced, 42001 old."""
@@ -244,3 +256,38 @@ class BasicTokens:
             raise WeChatError(40001)
         if self.clock.now() >= expiry:
             raise WeChatError(42001)
+
+
+class Quotas:
+    """stable_token's call quotas on the simulator clock; the limits are attributes so
+    that a test can lower them."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.per_minute = STABLE_PER_MINUTE
+        self.per_day = STABLE_PER_DAY
+        self.force_per_day = FORCE_PER_DAY
+        self.force_interval = FORCE_INTERVAL
+        self._calls: dict[tuple[str, int], int] = {}  # (counter, minute or day) -> calls
+        self._last_force = float("-inf")
+
+    def spend(self, force_refresh: bool) -> None:
+        """Count one call (the caller holds the lock); WeChatError when over a quota."""
+        now = self.clock.now()
+        minute, day = ("minute", int(now // 60)), ("day", int(now // 86400))
+        forced = ("force", day[1])
+        self._calls = {key: n for key, n in self._calls.items() if key in (minute, day, forced)}
+        if self._calls.get(minute, 0) >= self.per_minute:
+            raise WeChatError(MINUTE_QUOTA)
+        if self._calls.get(day, 0) >= self.per_day:
+            raise WeChatError(DAILY_QUOTA)
+        spent = [minute, day]
+        if force_refresh:
+            if now - self._last_force < self.force_interval:
+                raise WeChatError(MINUTE_QUOTA)
+            if self._calls.get(forced, 0) >= self.force_per_day:
+                raise WeChatError(DAILY_QUOTA)
+            spent.append(forced)
+            self._last_force = now
+        for key in spent:
+            self._calls[key] = self._calls.get(key, 0) + 1

@@ -29,6 +29,8 @@ ERRMSG = {
     42007: "access_token and refresh_token exception",
     43001: "require GET method",
     43002: "require POST method",
+    45009: "reach max api daily quota limit",
+    45011: "api minute-quota reach limit mustslower retry next minute",
     47001: "data format error",
     48001: "api unauthorized",
 }

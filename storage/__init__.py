@@ -2,9 +2,10 @@
 
 from storage.deliveries import DeliveryLedger
 from storage.sessions import StoreSessionStorage
-from storage.store import Acquaintance, Claim, Follower, StorageError, Store
+from storage.store import AccountToken, Acquaintance, Claim, Follower, StorageError, Store
 
 __all__ = [
+    "AccountToken",
     "Acquaintance",
     "Claim",
     "DeliveryLedger",

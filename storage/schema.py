@@ -48,6 +48,17 @@ oauth_states = Table(
     Column("completed_at", Integer),
 )
 
+# Tokens of the account as a whole, shared by every instance: a row per kind (the basic
+# access_token from cgi-bin/stable_token). The row is locked while one instance renews it.
+account_tokens = Table(
+    "account_tokens",
+    metadata,
+    Column("kind", String(32), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("expires_at", Integer, nullable=False),
+    Column("updated_at", Integer, nullable=False),
+)
+
 # Where a /login state leads: a row per state minted for a destination other than
 # /me (the state's HMAC covers the destination), swept once past `expires_at`.
 sign_in_destinations = Table(

@@ -1,5 +1,5 @@
 """The one store: followers and their tokens, used states, where /login states
-lead, sessions (and the tables of storage/deliveries.py).
+lead, sessions, the account's own tokens (and the tables of storage/deliveries.py).
 
 SQLAlchemy Core keeps it dialect-neutral: SQLite by default (WAL, busy timeout,
 writes under BEGIN IMMEDIATE so concurrent writers queue instead of failing),
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
@@ -37,7 +37,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from storage.migrate import UnknownRevision, Upgrade, upgrade
-from storage.schema import followers, oauth_states, sessions, sign_in_destinations
+from storage.schema import account_tokens, followers, oauth_states, sessions, sign_in_destinations
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # A claim still open this long after it was made belongs to a request that died
@@ -55,9 +55,9 @@ class Follower:
 
     openid: str
     scope: str
-    access_token: str
+    access_token: str = field(repr=False)  # secrets: never in a log line or a traceback
     access_expires_at: int
-    refresh_token: str
+    refresh_token: str = field(repr=False)
     refresh_expires_at: int
     unionid: str | None = None
     nickname: str | None = None
@@ -91,6 +91,14 @@ _ACQUAINTANCE = select(
 
 # A follower's row as Follower holds it (the refresh's bookkeeping stays in storage).
 _FOLLOWERS = select(*(followers.c[f.name] for f in fields(Follower)))
+
+
+@dataclass(frozen=True)
+class AccountToken:
+    """A token of the account as a whole (e.g. its basic access_token) and its expiry."""
+
+    value: str = field(repr=False)
+    expires_at: int
 
 
 class Claim(Enum):
@@ -381,6 +389,37 @@ class Store:
         )
         with self._read() as conn:
             return conn.execute(query).scalar()
+
+    # -- the account's tokens ------------------------------------------------
+
+    def account_token(self, kind: str) -> AccountToken | None:
+        """The stored token of `kind`, expired or not; None when there is none yet."""
+        with self._read() as conn:
+            row = conn.execute(select(account_tokens).where(account_tokens.c.kind == kind)).first()
+        return AccountToken(row.value, row.expires_at) if row and row.value else None
+
+    def renew_account_token(
+        self, kind: str, renew: Callable[[AccountToken | None], AccountToken]
+    ) -> AccountToken:
+        """`renew(stored)` while holding the one lock every instance takes for `kind`, and
+        its answer stored when it differs. Concurrent callers, in any process, queue here:
+        each sees what the one before it stored (SQLite: BEGIN IMMEDIATE; PostgreSQL: the
+        row, locked FOR UPDATE). What `renew` raises rolls back and passes through."""
+        placeholder = {"kind": kind, "value": "", "expires_at": 0, "updated_at": 0}
+        locked = select(account_tokens).where(account_tokens.c.kind == kind).with_for_update()
+        with self._write() as conn:
+            conn.execute(self._insert(account_tokens).values(placeholder).on_conflict_do_nothing())
+            row = conn.execute(locked).one()
+            stored = AccountToken(row.value, row.expires_at) if row.value else None
+            fresh = renew(stored)
+            if fresh != stored:
+                values = {"value": fresh.value, "expires_at": fresh.expires_at}
+                conn.execute(
+                    update(account_tokens)
+                    .where(account_tokens.c.kind == kind)
+                    .values(**values, updated_at=int(time.time()))
+                )
+        return fresh
 
     # -- WeRoBot sessions ----------------------------------------------------
 

@@ -102,15 +102,18 @@ class BotServer:
     def stop(self) -> None:
         """Like a process dying: the listener and every kept-alive connection go.
         They are closed by the serving loop itself, woken through its trigger, so the
-        loop ends at once instead of at its next one-second poll."""
+        loop ends at once instead of at its next one-second poll. Stopping twice is
+        harmless."""
+        server = self.server
 
         def close_everything() -> None:
-            for dispatcher in list(self.server._map.values()):
+            for dispatcher in list(server._map.values()):
                 dispatcher.close()
 
-        self.server.trigger.pull_trigger(close_everything)
-        self.thread.join(timeout=5)
-        self.server.task_dispatcher.shutdown()
+        if self.thread.is_alive():
+            server.trigger.pull_trigger(close_everything)
+            self.thread.join(timeout=5)
+        server.task_dispatcher.shutdown()
         self.app.close()
 
     def restart(self) -> None:

@@ -45,6 +45,17 @@ def test_check_prints_what_to_paste(config_path):
     assert APP_SECRET not in done.stdout + done.stderr
 
 
+def test_check_says_whether_the_internal_api_is_on_never_its_key(config_path):
+    assert (
+        "internal API (/api/access-token): off" in run("--config", str(config_path), "check").stdout
+    )
+    key = "0123456789abcdef" * 4
+    done = run("--config", str(config_path), "check", env={"BOT_SERVER_API_KEY": key})
+    assert done.returncode == 0, done.stderr
+    assert "internal API (/api/access-token): on" in done.stdout
+    assert key not in done.stdout + done.stderr
+
+
 def test_bad_configuration_exits_2_with_one_line_per_problem(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text(

@@ -245,6 +245,31 @@ def test_a_failed_write_keeps_the_message_but_not_the_parameters(tmp_path):
         assert value not in message
 
 
+# -- server.api_key ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["", "0123456789abcdef" * 4, "Zm9vYmFyLWJhei1xdXV4LWNvcmdlLWdyYXVsdA==", "a-b.c_d~e+f/" * 3],
+)
+def test_an_api_key_is_empty_or_a_long_bearer_token(path, key):
+    assert settings.load(path, {"BOT_SERVER_API_KEY": key}).server.api_key == key
+
+
+@pytest.mark.parametrize(
+    "key", ["short", "x" * 31, "has a space in it and is long enough", "密钥" * 20, "=" + "a" * 40]
+)
+def test_an_api_key_too_short_or_not_header_safe_is_refused_without_echoing_it(path, key):
+    (problem,) = refused(path, BOT_SERVER_API_KEY=key)
+    assert problem.startswith("server.api_key: expected empty")
+    assert key not in problem
+
+
+def test_the_api_key_stays_out_of_the_configs_repr(path):
+    key = "fedcba9876543210" * 4
+    assert key not in repr(settings.load(path, {"BOT_SERVER_API_KEY": key}))
+
+
 # -- oauth.return_hosts, server.cookie_domain, server.sign_in_ttl ----------------
 
 

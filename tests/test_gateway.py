@@ -8,16 +8,11 @@ on (gunicorn) lets through, give /auth the way back too."""
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,17 +20,13 @@ from urllib.parse import quote
 
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 import routes
+from tests import proxies
 from tests.conftest import ROOT, free_port, write_config
+from tests.proxies import self_signed, swapped
 from tests.test_cli import _wait_for
 
-DEPLOY = ROOT / "deploy"
-SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 IDENTITY = ("x-wechat-openid", "x-wechat-scope", "x-wechat-unionid", "x-wechat-nickname")
 WITH_UNIONID = "o6_bmasdasdsad6_2sgVt7hMZOPf"  # 张三🎉, a fixture follower with a unionid
 # What a client may send to pass as someone: every identity header in several
@@ -50,38 +41,6 @@ FORGED = {
     "X_WeChat_OpenID": "o6_bUnderscoreForgedForgedXX",
     "X_WECHAT_UNIONID": "oUnderscoreUnion",
 }
-
-
-def tool(name: str) -> str:
-    found = shutil.which(name, path=SEARCH_PATH)
-    if found is None:
-        pytest.fail(f"{name} is not installed (Debian: apt-get install -y {name}; .ci/run does)")
-    return found
-
-
-def swapped(sample: str, swaps: dict[str, str]) -> str:
-    text = (DEPLOY / sample).read_text(encoding="utf-8")
-    for old, new in swaps.items():
-        assert text.count(old) == 1, f"deploy/{sample} no longer has {old!r} once"
-        text = text.replace(old, new)
-    return text
-
-
-def wait_until(condition, what: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.05)
-
-
-def answers(url: str, verify: str | bool = True) -> bool:
-    try:
-        with requests.Session() as session:
-            session.trust_env = False
-            session.get(url, timeout=2, allow_redirects=False, verify=verify)
-    except requests.ConnectionError:
-        return False
-    return True
 
 
 # -- the protected app ----------------------------------------------------------------------
@@ -137,56 +96,13 @@ def wechat_headers(received: dict) -> dict[str, list[str]]:
 # -- the proxies, as shipped ----------------------------------------------------------------
 
 
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 and its key (PEM files)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    address = x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([address]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert, private = directory / "cert.pem", directory / "key.pem"
-    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    private.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert, private
-
-
-class Proxy:
-    """A proxy process serving one of the samples; `url` is the protected app's origin."""
-
-    url: str
-    verify: str | bool = True
-    process: subprocess.Popen
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.communicate(timeout=15)
-
-
-class Nginx(Proxy):
-    """Debian's nginx with deploy/gateway-nginx.conf, over TLS with a test certificate."""
+class Nginx(proxies.Nginx):
+    """deploy/gateway-nginx.conf over TLS with a test certificate."""
 
     def __init__(self, prefix: Path, bot_port: int, app_port: int) -> None:
         port = free_port()
         self.url = f"https://127.0.0.1:{port}"
-        cert, key = self_signed(prefix)
+        cert, key = self_signed(prefix, "app.example.com")
         self.verify = str(cert)
         site = swapped(
             "gateway-nginx.conf",
@@ -200,31 +116,19 @@ class Nginx(Proxy):
                 "server 127.0.0.1:3000;": f"server 127.0.0.1:{app_port};",
             },
         )
-        (prefix / "site.conf").write_text(site, encoding="utf-8")
-        temp = "\n".join(
-            f"    {kind}_temp_path {prefix / kind};"
-            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        )
-        main = prefix / "nginx.conf"
-        main.write_text(
-            f"pid {prefix / 'nginx.pid'};\nerror_log {prefix / 'error.log'} info;\n"
-            "daemon off;\nworker_processes 1;\nevents { worker_connections 256; }\n"
-            f"http {{\n{temp}\n    access_log off;\n    include {prefix / 'site.conf'};\n}}\n",
-            encoding="utf-8",
-        )
-        command = [tool("nginx"), "-p", str(prefix), "-c", str(main), "-e", str(prefix / "e.log")]
-        checked = subprocess.run([*command, "-t"], capture_output=True, text=True, timeout=30)
-        assert checked.returncode == 0, checked.stderr
-        self.process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-        wait_until(lambda: answers(self.url, verify=self.verify), "nginx listens")
+        super().__init__(prefix, site)
+        checked = subprocess.run(self.command("-t"), capture_output=True, text=True, timeout=30)
+        assert checked.returncode == 0 and "warn" not in checked.stderr, checked.stderr
+        self.start(self.url, self.verify)
 
 
-class Caddy(Proxy):
-    """Debian's Caddy with deploy/Caddyfile, over plain HTTP on loopback."""
+class Caddy(proxies.Caddy):
+    """deploy/Caddyfile over plain HTTP."""
+
+    verify = True
 
     def __init__(self, prefix: Path, bot_port: int, app_port: int) -> None:
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"http://127.0.0.1:{free_port()}"
         site = swapped(
             "Caddyfile",
             {
@@ -235,17 +139,11 @@ class Caddy(Proxy):
                 "reverse_proxy 127.0.0.1:3000": f"reverse_proxy 127.0.0.1:{app_port}",
             },
         )
-        caddyfile = prefix / "Caddyfile"
-        caddyfile.write_text("{\n\tadmin off\n}\n\n" + site, encoding="utf-8")
-        environ = {**os.environ, "HOME": str(prefix), "XDG_DATA_HOME": str(prefix / "data")}
-        environ["XDG_CONFIG_HOME"] = str(prefix / "config")
-        command = [tool("caddy"), "run", "--config", str(caddyfile), "--adapter", "caddyfile"]
-        self.process = subprocess.Popen(
-            command, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        )
-        wait_until(lambda: answers(self.url), "caddy listens")
+        super().__init__(prefix, site)
+        self.start(self.url)
 
 
+Proxy = Nginx | Caddy  # serving a sample in front of the app; `url` is the app's origin
 PROXIES = {"nginx": Nginx, "caddy": Caddy}
 
 

@@ -19,7 +19,7 @@ from tests.conftest import write_config
 from tests.test_cli import run
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
-STEPS = ("0001", "0002", "0003")  # every migration, oldest first
+STEPS = ("0001", "0002", "0003", "0004")  # every migration, oldest first
 HEAD = STEPS[-1]
 UPGRADED = f"database schema upgraded from none to {HEAD} ({', '.join(STEPS)})"
 

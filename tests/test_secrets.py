@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -311,6 +313,21 @@ def test_no_log_record_holds_a_secret(captured):
         if found_in(secret, line)
     ]
     assert leaks == []
+
+
+REQUEST_LINE = re.compile(r"bot\.request INFO ([A-Z]+) (/\S*) (\d{3}) (\d+\.\d) ms")
+
+
+def test_every_answer_has_one_request_line_without_query(captured):
+    lines = [line for line in captured.log if line.startswith("bot.request ")]
+    assert [line for line in lines if not REQUEST_LINE.fullmatch(line)] == []
+    parsed = [REQUEST_LINE.fullmatch(line) for line in lines]
+    statuses = Counter(match.group(3) for match in parsed)
+    assert statuses == Counter(answer.status[:3] for answer in captured.answers)
+    paths = {match.group(2) for match in parsed}
+    assert {"/wechat", routes.CALLBACK, routes.ME} <= paths
+    assert not [path for path in paths if "?" in path or "=" in path]
+    assert {match.group(1) for match in parsed} == {"GET", "POST"}
 
 
 def test_no_answer_holds_a_secret(captured):

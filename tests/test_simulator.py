@@ -593,16 +593,25 @@ def test_cgi_bin_token_errors(sim: Simulator) -> None:
     assert errcode(basic(sim, grant_type="authorization_code")) == 40002
 
 
+def stable_token(sim: Simulator, **extra: Any) -> dict[str, Any]:
+    payload = {"grant_type": "client_credential", "appid": APP_ID, "secret": SECRET, **extra}
+    return body(requests.post(sim.url + "/cgi-bin/stable_token", json=payload, timeout=5))
+
+
 def test_stable_token(sim: Simulator) -> None:
     def stable(**extra: Any) -> dict[str, Any]:
-        payload = {"grant_type": "client_credential", "appid": APP_ID, "secret": SECRET, **extra}
-        return body(requests.post(sim.url + "/cgi-bin/stable_token", json=payload, timeout=5))
+        return stable_token(sim, **extra)
 
     first = stable()
-    assert stable()["access_token"] == first["access_token"]
-    sim.clock.advance(6950)  # under 5 minutes left: a new one, the old still works
+    assert first["expires_in"] == 7200
+    sim.clock.advance(100)
+    again = stable()
+    assert again["access_token"] == first["access_token"]
+    assert 7090 < again["expires_in"] <= 7100  # what is left of it
+    sim.clock.advance(6850)  # under 5 minutes left: a new one, the old still works
     renewed = stable()
     assert renewed["access_token"] != first["access_token"]
+    assert renewed["expires_in"] == 7200
     assert check_basic(sim, first["access_token"]) == 0
     forced = stable(force_refresh=True)
     assert forced["access_token"] != renewed["access_token"]
@@ -611,6 +620,32 @@ def test_stable_token(sim: Simulator) -> None:
     assert errcode(get(sim, "/cgi-bin/stable_token")) == 43002
     garbled = requests.post(sim.url + "/cgi-bin/stable_token", data=b"{", timeout=5)
     assert errcode(garbled) == 47001
+    assert stable(appid="wxother")["errcode"] == 40013
+    assert stable(grant_type="authorization_code")["errcode"] == 40002
+
+
+def test_stable_token_force_refresh_is_30_s_apart_and_20_a_day(sim: Simulator) -> None:
+    forced = stable_token(sim, force_refresh=True)["access_token"]
+    sim.clock.advance(29)
+    assert stable_token(sim, force_refresh=True)["errcode"] == 45011
+    assert stable_token(sim)["access_token"] == forced  # normal mode is not limited by it
+    for _ in range(19):
+        sim.clock.advance(30)
+        assert "access_token" in stable_token(sim, force_refresh=True)
+    sim.clock.advance(30)
+    assert stable_token(sim, force_refresh=True)["errcode"] == 45009  # the 21st of the day
+    assert "access_token" in stable_token(sim)
+    sim.clock.advance(86400)
+    assert "access_token" in stable_token(sim, force_refresh=True)  # a new day
+
+
+def test_stable_token_calls_are_limited_per_minute(sim: Simulator) -> None:
+    sim.basic_tokens.quotas.per_minute = 3  # 10,000 in WeChat's documentation
+    answers = [stable_token(sim) for _ in range(4)]
+    assert [a.get("errcode", 0) for a in answers] == [0, 0, 0, 45011]
+    sim.clock.advance(60)
+    assert "access_token" in stable_token(sim)
+    assert sim.calls.paths().count("/cgi-bin/stable_token") == 5  # the call log counts them
 
 
 # -- pushes --------------------------------------------------------------------------

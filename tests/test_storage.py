@@ -134,3 +134,8 @@ def test_postgresql_errors_keep_the_message_but_not_the_parameters(db_url):
     assert error_reason(caught.value, None) == (
         'InvalidTextRepresentation: invalid input syntax for type integer: "***"'
     )
+
+
+def test_a_follower_shows_no_token_in_its_repr():
+    shown = repr(_follower("o1"))
+    assert "o1" in shown and "AT-o1" not in shown and "RT-o1" not in shown

@@ -1,15 +1,15 @@
 """sign_in_destinations: where a state minted by /login leads, so that the state
 (at most 128 letters and digits) need not carry a whole URL.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
