@@ -68,3 +68,11 @@ def test_each_of_several_requests_is_one_line(follower, bot, lines):
         ("GET", "/me", "200"),
         ("HEAD", "/healthz", "200"),
     ]
+
+
+def test_auth_is_left_to_the_proxys_log(bot, lines):
+    """/auth answers before every request of the protected app: its proxy logs those."""
+    for _ in range(3):
+        assert requests.get(bot.url + "/auth", timeout=5).status_code == 401
+    requests.get(bot.url + "/logout", allow_redirects=False, timeout=5)
+    assert lines(1) == [("GET", "/logout", "303")]

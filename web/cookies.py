@@ -16,7 +16,6 @@ one HMAC: no framework, no database.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import time
@@ -79,31 +78,34 @@ class CookieSigner:
     def read(self, header: str | None, now: float | None = None) -> Identity | None:
         """Whom a request's Cookie header signs in: None if no cookie of ours is
         genuine and young enough."""
+        fields = self.fields(header, now)
+        if fields is None:
+            return None
+        openid, scope, unionid, nickname = fields
+        return Identity(openid, unquote(scope), unquote(unionid) or None, unquote(nickname) or None)
+
+    def fields(self, header: str | None, now: float | None = None) -> list[str] | None:
+        """`read`'s answer as the cookie holds it: openid, then scope, unionid and
+        nickname percent-encoded ('' when unknown). What /auth sends, as it is."""
         for value in _ours(header or ""):
-            identity = self._verify(value, now)
-            if identity is not None:
-                return identity
+            parts = value.split("|")
+            if len(parts) == 6 and self._genuine(value, parts, now):
+                return parts[:4]
         return None
 
-    def _verify(self, value: str, now: float | None) -> Identity | None:
-        parts = value.split("|")
+    def _genuine(self, value: str, parts: list[str], now: float | None) -> bool:
         if (
-            len(parts) != 6
-            or not _OPENID.fullmatch(parts[0])
+            not _OPENID.fullmatch(parts[0])
             or not _ISSUED.fullmatch(parts[4])
             or not _MAC.fullmatch(parts[5])
             or not hmac.compare_digest(parts[5], self._mac(value.rpartition("|")[0]))
         ):
-            return None
+            return False
         age = (time.time() if now is None else now) - int(parts[4])
-        if age < -_FUTURE_SKEW or age > self.ttl:
-            return None
-        openid, scope, unionid, nickname = parts[:4]
-        return Identity(openid, unquote(scope), unquote(unionid) or None, unquote(nickname) or None)
+        return -_FUTURE_SKEW <= age <= self.ttl
 
     def _mac(self, body: str) -> str:
-        digest = hmac.new(self._key, body.encode("utf-8"), hashlib.sha256)
-        return digest.hexdigest()[:32]
+        return hmac.digest(self._key, body.encode("utf-8"), "sha256")[:16].hex()
 
 
 def _ours(header: str) -> list[str]:

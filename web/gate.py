@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import routes
 from web.app import EVERY_RESPONSE
-from web.cookies import CookieSigner, Identity
+from web.cookies import CookieSigner
 from web.destinations import BadDestination, Destinations
 from web.render import render
 
@@ -40,9 +40,9 @@ class Gate:
         self.login = public_url.rstrip("/") + routes.LOGIN
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        identity = self.cookies.read(environ.get("HTTP_COOKIE"))
-        if identity is not None:
-            start_response("200 OK", [*identity_headers(identity), *COMMON])
+        fields = self.cookies.fields(environ.get("HTTP_COOKIE"))
+        if fields is not None:
+            start_response("200 OK", identity_headers(*fields))
             return [b""]
         login = self.login_url(environ)
         body = render("sign_in_first", login=login).encode("utf-8")
@@ -76,14 +76,10 @@ def _asked_for(environ: dict) -> str | None:
     return f"{proto}://{host}{uri}" if proto and host and uri.startswith("/") else None
 
 
-def identity_headers(identity: Identity) -> list[tuple[str, str]]:
-    """What the protected app learns of the follower: every value percent-encoded, so
-    a header is ASCII whatever WeChat sent (an openid, a scope, a unionid never change)."""
-    headers = [
-        ("X-WeChat-OpenID", identity.openid),
-        ("X-WeChat-Scope", quote(identity.scope, safe=",")),
-    ]
-    if identity.unionid:
-        headers.append(("X-WeChat-UnionID", quote(identity.unionid, safe="")))
-    headers.append(("X-WeChat-Nickname", quote(identity.nickname or "", safe="")))
-    return headers
+def identity_headers(openid: str, scope: str, unionid: str, nickname: str) -> list:
+    """The answer's headers, from the cookie's fields as they are: the openid, and the
+    scope, unionid and nickname percent-encoded (so every value is ASCII)."""
+    headers = [("X-WeChat-OpenID", openid), ("X-WeChat-Scope", scope)]
+    if unionid:
+        headers.append(("X-WeChat-UnionID", unionid))
+    return [*headers, ("X-WeChat-Nickname", nickname), *COMMON]
