@@ -1,10 +1,10 @@
 """Signing a follower in from the callback: state → code exchange → profile → store.
 
 Framework-free: the web route hands in the query's `code` and `state` and the
-Browser that sent them, and gets the follower and where the state leads (SignedIn),
-or an AuthorizationFailed whose reason picks the page. A snapshot-page grant (WeChat's
-快照页: a virtual follower) is neither stored nor signed in, and leaves the state
-usable for the real authorization that follows it.
+Browser that sent them, and gets the follower, or an AuthorizationFailed whose reason
+picks the page; `destination` says where a state /login minted leads. A
+snapshot-page grant (WeChat's 快照页: a virtual follower) is neither stored nor
+signed in, and leaves the state usable for the real authorization that follows it.
 
 A state is used once. For REPLAY_GRACE seconds after a success the same code and
 state land on /me again (a refresh, the back button, WeChat's double redirect), but
@@ -20,7 +20,6 @@ import logging
 import time
 from dataclasses import dataclass
 
-import routes
 from oauth import profile
 from oauth.client import TokenGrant, WeChatOAuth
 from oauth.deadline import Deadline
@@ -53,14 +52,6 @@ class Browser:
         return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
-@dataclass(frozen=True)
-class SignedIn:
-    """A completed callback: whom it signed in, and where the state leads."""
-
-    follower: Follower
-    destination: str
-
-
 class SignIn:
     def __init__(
         self,
@@ -78,18 +69,14 @@ class SignIn:
         self.signer = signer
         self.lang = lang
 
-    def complete(
-        self, code: str | None, state: str | None, browser: Browser, deadline: Deadline
-    ) -> SignedIn:
-        """Finish the authorization; WeChat's calls and any wait for a duplicate
-        request end by `deadline`."""
-        destination = (
-            self.destinations.destination(state) if self.signer.names_destination(state) else None
-        )
-        follower = self._follower_for(code, state, destination, browser, deadline)
-        return SignedIn(follower, destination or routes.ME)
+    def destination(self, state: str | None) -> str | None:
+        """Where a state /login minted leads, as stored under it; None for any other
+        state (a chat link's: /me), and for one whose destination is gone."""
+        if not self.signer.names_destination(state):
+            return None
+        return self.destinations.destination(state)
 
-    def _follower_for(
+    def complete(
         self,
         code: str | None,
         state: str | None,
@@ -97,6 +84,9 @@ class SignIn:
         browser: Browser,
         deadline: Deadline,
     ) -> Follower:
+        """Finish the authorization of `state`, whose `destination` is what
+        `destination(state)` said; WeChat's calls and any wait for a duplicate request
+        end by `deadline`."""
         try:
             expires_at = self.signer.verify(state, destination)
         except AuthorizationFailed as exc:

@@ -168,6 +168,18 @@ def test_the_grace_of_a_login_state_returns_to_its_destination(sim, bot):
     assert again.status_code == 303 and again.headers["Location"] == "/orders"
 
 
+def test_refusing_on_the_way_to_a_page_offers_to_try_again_towards_it(sim, bot):
+    session = browser()
+    start = login(bot, session, "/orders?id=1")
+    refused = sim.authorize(start.headers["Location"], sim.default_openid, decision="deny")
+    answer = session.get(refused.location, **NO_FOLLOW)
+    assert answer.status_code == 400 and "你取消了授权" in answer.text
+    again = f"{routes.LOGIN}?next={quote('/orders?id=1', safe='')}"
+    assert f'href="{again}"' in answer.text
+    landed = sign_in(sim, bot, session, "/orders?id=1")
+    assert landed.status_code == 303 and landed.headers["Location"] == "/orders?id=1"
+
+
 def test_login_asks_for_the_scope_requested(sim, bot):
     base = login(bot, browser(), "/x", scope=BASE).headers["Location"]
     assert f"&scope={BASE}&" in base

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 from bottle import Bottle, HTTPResponse, request, response
 
@@ -83,18 +83,21 @@ def create_web_app(
 
     @app.get(routes.CALLBACK)
     def callback() -> HTTPResponse:
+        destination = None
         try:
             code, state = _only("code"), _only("state")
-            signed_in = sign_in.complete(code, state, _browser(cookies), Deadline())
+            destination = sign_in.destination(state)
+            follower = sign_in.complete(code, state, destination, _browser(cookies), Deadline())
         except AuthorizationFailed as exc:
             log.info("callback refused: %s", exc.reason)
             if exc.reason == "snapshot":
                 return html(200, pages.snapshot())
-            return html(*pages.failure(exc.reason, links.link()))
-        destination = signed_in.destination
-        location = destination if destinations.allows(destination) else routes.ME
-        cookie = cookies.header(Identity.of(signed_in.follower))
-        return html(303, "", Location=location, **{"Set-Cookie": cookie})
+            return html(*pages.failure(exc.reason, _again(links, destination)))
+        allowed = destination is not None and destinations.allows(destination)
+        cookie = cookies.header(Identity.of(follower))
+        return html(
+            303, "", Location=destination if allowed else routes.ME, **{"Set-Cookie": cookie}
+        )
 
     @app.get(routes.LOGOUT)
     def logout() -> HTTPResponse:
@@ -171,6 +174,14 @@ def _only(name: str) -> str | None:
     if len(values) > 1:
         raise AuthorizationFailed("state_forged")
     return values[0] if values else None
+
+
+def _again(links: AuthorizeLinks, destination: str | None) -> str:
+    """A fresh way to authorize after a failed callback: through /login to where the
+    state led, else a new link to /me."""
+    if destination is None:
+        return links.link()
+    return f"{routes.LOGIN}?next={quote(destination, safe='')}"
 
 
 def _browser(cookies: CookieSigner) -> Browser:
