@@ -111,7 +111,10 @@ class BotServer:
                 dispatcher.close()
 
         if self.thread.is_alive():
-            server.trigger.pull_trigger(close_everything)
+            try:
+                server.trigger.pull_trigger(close_everything)
+            except OSError:  # the trigger's pipe is gone (a descriptor closed twice
+                close_everything()  # elsewhere): close from here, the loop ends within 1 s
             self.thread.join(timeout=5)
         server.task_dispatcher.shutdown()
         self.app.close()
