@@ -86,6 +86,8 @@ class OAuth:
     lang: str = "zh_CN"
     state_ttl: int = 3600
     link_text: str = "单击这里体验OAuth授权"
+    # Hosts besides public_url's own that /login may send a follower back to.
+    return_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,8 @@ _HOST = re.compile(r"[A-Za-z0-9.-]+|[0-9A-Fa-f:.]+")  # a name, an IPv4 or an IP
 _PLAIN_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)+/?")
 # A bearer token as RFC 6750 spells one, long enough not to be guessed.
 _API_KEY = re.compile(r"[A-Za-z0-9._~+/-]{32,}=*")
+# A DNS name: labels of letters, digits and inner hyphens (no port, no dot at the end).
+_HOSTNAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*")
 
 
 def env_name(section: str, key: str) -> str:
@@ -220,7 +224,14 @@ def _build(section: str, cls: type, table: dict, environ: dict[str, str], proble
 
 def _coerce(value: Any, default: Any, where: str, problems: list[str]) -> Any:
     """The value in the key's type; on failure a problem, and the default so that
-    validation does not report the same key twice."""
+    validation does not report the same key twice. A list key takes a TOML array of
+    strings, or (from the environment) one string of comma-separated items."""
+    if isinstance(default, tuple):
+        items = value.split(",") if isinstance(value, str) else value
+        if isinstance(items, list | tuple) and all(isinstance(item, str) for item in items):
+            return tuple(item.strip() for item in items if item.strip())
+        problems.append(f"{where}: expected a list of strings")
+        return default
     if isinstance(default, int):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -267,6 +278,7 @@ def validate(config: Config) -> list[str]:
     return (
         [message for ok, message in checks if not ok]
         + _public_url_problems(s.public_url)
+        + _return_hosts_problems(o.return_hosts)
         + _wechat_path_problems(s.wechat_path)
         + _storage_problems(config.storage.url)
     )
@@ -288,6 +300,15 @@ def _public_url_problems(url: str) -> list[str]:
         (not parts.query and not parts.fragment, "must not carry a query or fragment"),
     ]
     return [f"server.public_url: {message}" for ok, message in checks if not ok]
+
+
+def _return_hosts_problems(hosts: tuple[str, ...]) -> list[str]:
+    return [
+        f"oauth.return_hosts: {host!r} is not a host name; expected names only, such as "
+        "shop.example.com (no scheme, port, path or wildcard)"
+        for host in hosts
+        if not _HOSTNAME.fullmatch(host)
+    ]
 
 
 def _wechat_path_problems(path: str) -> list[str]:

@@ -268,3 +268,43 @@ def test_an_api_key_too_short_or_not_header_safe_is_refused_without_echoing_it(p
 def test_the_api_key_stays_out_of_the_configs_repr(path):
     key = "fedcba9876543210" * 4
     assert key not in repr(settings.load(path, {"BOT_SERVER_API_KEY": key}))
+
+
+# -- oauth.return_hosts ------------------------------------------------------------
+
+
+def test_return_hosts_come_from_a_toml_array_or_a_comma_separated_variable(path):
+    text = path.read_text(encoding="utf-8")
+    path.write_text(
+        text.replace("[oauth]", '[oauth]\nreturn_hosts = ["shop.example.com", "M.example.com"]')
+    )
+    assert settings.load(path, {}).oauth.return_hosts == ("shop.example.com", "M.example.com")
+    hosts = " shop.example.com, m.example.com ,"
+    config = settings.load(path, {"BOT_OAUTH_RETURN_HOSTS": hosts})
+    assert config.oauth.return_hosts == ("shop.example.com", "m.example.com")
+    assert settings.load(path, {"BOT_OAUTH_RETURN_HOSTS": ""}).oauth.return_hosts == ()
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "https://shop.example.com",
+        "shop.example.com:443",
+        "shop.example.com/",
+        "*.example.com",
+        "shop.example.com.",
+        "-shop.example.com",
+        "shop_example.com",
+        "user@shop.example.com",
+        "商店.example.com",
+    ],
+)
+def test_a_return_host_that_is_no_bare_host_name_is_refused(path, host):
+    (problem,) = refused(path, BOT_OAUTH_RETURN_HOSTS=f"ok.example.com,{host}")
+    assert problem.startswith(f"oauth.return_hosts: {host!r} is not a host name")
+
+
+def test_return_hosts_that_are_no_list_of_strings_are_refused(path):
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("[oauth]", "[oauth]\nreturn_hosts = [1, 2]"))
+    assert refused(path) == ("oauth.return_hosts: expected a list of strings",)
