@@ -20,6 +20,7 @@ import routes
 from handlers import Handlers
 from oauth import AuthorizeLinks, SignIn, StateSigner, TokenUpkeep, WeChatOAuth, derive_key
 from oauth.basic_token import BasicToken
+from oauth.menu import AccountMenu
 from request_log import log_requests
 from storage import DeliveryLedger, Store, StoreSessionStorage
 from web.api import InternalAPI
@@ -60,6 +61,7 @@ class Bot:
         self.wechat_path = config.server.wechat_path
         # the account's basic access_token: one owner, shared through the store
         self.basic_token = BasicToken(self.client, self.store)
+        self.menu = AccountMenu(self.client, self.basic_token, config.server.public_url)
         api_key = config.server.api_key  # empty: no /api routes at all (the pages' 404)
         api = InternalAPI(self.basic_token, api_key) if api_key else None
         self.api = api and with_every_response_headers(api)
