@@ -158,6 +158,7 @@ class Simulator:
         self.followers = {f.openid: dataclasses.replace(f) for f in FIXTURE_FOLLOWERS}
         self.default_openid = DEFAULT_OPENID
         self.calls = CallLog()
+        self.pushed = CallLog()  # every delivery to the bot: (MsgType, its fields)
         self.faults: dict[str, list[Fault]] = {}
         self._lock = threading.Lock()
         self._server: HTTPServerThread | None = None
@@ -291,6 +292,7 @@ class Simulator:
         created = int(self.clock.now() if create_time is None else create_time)
         head = [("ToUserName", self.gh_id), ("FromUserName", openid), ("CreateTime", str(created))]
         message = build_message(head, type, body, fields or {}, msg_id)
+        self.pushed.append((type, dict(message)))
         stamp = (str(int(self.clock.now())), str(secrets.randbelow(9 * 10**9) + 10**9))
         xml, extra = envelope(message, mode, self.crypto, self.token, stamp)
         query = {"signature": signature(self.token, *stamp), "timestamp": stamp[0]}
