@@ -149,8 +149,8 @@ def serve(config: settings.Config, _args: argparse.Namespace, make_app: AppFacto
 
 
 def sandbox(config: settings.Config, args: argparse.Namespace, make_app: AppFactory) -> int:
-    """The bot wired to a local simulator: the whole journey with no account, and nothing
-    configured touched (see settings.sandboxed)."""
+    """The bot wired to a local simulator: the whole journey with no account, the custom
+    menu installed, and nothing configured touched (see settings.sandboxed)."""
     from simulator import Simulator
 
     if args.port == args.simulator_port:
@@ -175,12 +175,22 @@ def sandbox(config: settings.Config, args: argparse.Namespace, make_app: AppFact
             raise CannotListen("127.0.0.1", args.simulator_port, "--simulator-port", exc) from None
         try:
             with closing(make_app(wired)) as app:
+                _install_sandbox_menu(app)
                 listening = Server(app, server.host, server.port, "--port")
                 _announce_sandbox(server.public_url, simulator.url, database)
                 listening.run()
         finally:
             simulator.stop()
     return 0
+
+
+def _install_sandbox_menu(app: App) -> None:
+    """The menu on the simulated account, as `menu` installs it on a real one, so that
+    the phone page shows it."""
+    try:
+        app.menu.install()
+    except (WeChatAPIError, WeChatUnavailable) as exc:
+        print(f"warning: the custom menu was not installed ({exc})", file=sys.stderr)
 
 
 def _announce_sandbox(bot_url: str, simulator_url: str, database: Path) -> None:
@@ -203,6 +213,9 @@ def check(config: settings.Config, _args: argparse.Namespace, make_app: AppFacto
     print(f"  message modes accepted (消息加解密方式): {_modes(config)}")
     print("微信公众平台 → 设置与开发 → 接口权限 → 网页授权 / web authorization:")
     print(f"  网页授权回调域名 (callback domain): {config.callback_domain}")
+    print("微信公众平台 → 设置与开发 → 公众号设置 → 功能设置 / pages using JS-SDK (/jssdk/config):")
+    js_domains = ", ".join((config.callback_domain, *config.oauth.return_hosts))
+    print(f"  JS接口安全域名 (JS API domains):   {js_domains}")
     api = "on (server.api_key is set)" if server.api_key else "off (server.api_key is empty)"
     print(f"internal API ({routes.ACCESS_TOKEN}): {api}")
     for warning in _warnings(config):
