@@ -20,6 +20,8 @@ import routes
 from handlers import Handlers
 from oauth import AuthorizeLinks, SignIn, StateSigner, TokenUpkeep, WeChatOAuth, derive_key
 from oauth.basic_token import BasicToken
+from oauth.jssdk import JsapiTicket, JsSdk, PageURLs
+from oauth.menu import AccountMenu
 from request_log import log_requests
 from storage import DeliveryLedger, Store, StoreSessionStorage
 from web.api import InternalAPI
@@ -27,6 +29,7 @@ from web.app import create_web_app, with_every_response_headers
 from web.cookies import CookieSigner
 from web.destinations import Destinations
 from web.gate import Gate
+from web.jssdk import JsSdkConfig
 from wechat import MessageServer, RetryGuard
 from wechat.crypto import message_crypto
 
@@ -70,6 +73,11 @@ class Bot:
         self.wechat_path = s.wechat_path
         # the account's basic access_token: one owner, shared through the store
         self.basic_token = BasicToken(self.client, self.store)
+        self.menu = AccountMenu(self.client, self.basic_token, s.public_url)
+        # JS-SDK: the jsapi_ticket, shared like the basic token, signs the operator's pages
+        ticket = JsapiTicket(self.client, self.basic_token, self.store)
+        pages = PageURLs(s.public_url, o.return_hosts)
+        self.jssdk = with_every_response_headers(JsSdkConfig(JsSdk(w.app_id, ticket, pages)))
         api_key = s.api_key  # empty: no /api routes at all (the pages' 404)
         api = InternalAPI(self.basic_token, api_key) if api_key else None
         self.api = api and with_every_response_headers(api)
@@ -88,6 +96,8 @@ class Bot:
             return self.messages(environ, start_response)
         if self.api and routes.is_under(path, routes.API):
             return self.api(environ, start_response)
+        if path == routes.JSSDK_CONFIG:
+            return self.jssdk(environ, start_response)
         return self.pages(environ, start_response)
 
     def close(self) -> None:

@@ -1,5 +1,5 @@
 """`python bot.py [--config PATH] COMMAND`: serve, sandbox, check, authorize-url, users,
-migrate.
+migrate, menu.
 
 bot.py composes the bot and hands its class in (`main(argv, Bot)`): every command
 works on that one composition, and this module never imports bot.py back.
@@ -11,7 +11,7 @@ import argparse
 import logging
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Protocol
@@ -19,14 +19,17 @@ from urllib.parse import urlsplit
 
 import config as settings
 import routes
-from oauth import AuthorizeLinks
+from oauth import AuthorizeLinks, WeChatAPIError, WeChatUnavailable
+from oauth.menu import AccountMenu, explain
 from oauth.urls import SCOPES
 from serving import CannotListen, Server
 from storage import StorageError, Store
 from terminal import clip, local_time, printable, table
 
+EXIT_WECHAT = 1  # WeChat refused or failed a call the command needed
 EXIT_CONFIG = 2
 EXIT_INTERRUPTED = 130  # Ctrl-C before the server took over the signal
+SERVERS = ("serve", "sandbox")  # the commands that keep running and log as they go
 SANDBOX_PORT = 8888
 SIMULATOR_PORT = 9000
 NICKNAME_COLUMNS = 24  # `users` cuts longer nicknames
@@ -37,6 +40,7 @@ class App(Protocol):
 
     store: Store
     links: AuthorizeLinks
+    menu: AccountMenu
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]: ...
 
@@ -48,7 +52,8 @@ AppFactory = Callable[[settings.Config], App]
 
 def main(argv: list[str], make_app: AppFactory) -> int:
     args = _parser().parse_args(argv)
-    setup_logging()
+    command = args.command or "serve"
+    setup_logging(logging.INFO if command in SERVERS else logging.WARNING)
     try:
         config = settings.load(args.config)
     except settings.ConfigError as exc:
@@ -57,7 +62,7 @@ def main(argv: list[str], make_app: AppFactory) -> int:
         return EXIT_CONFIG
     _print_lines("config warning", config.warnings)
     try:
-        return COMMANDS[args.command or "serve"](config, args, make_app)
+        return COMMANDS[command](config, args, make_app)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except StorageError as exc:
@@ -104,6 +109,13 @@ def _parser() -> argparse.ArgumentParser:
     url.add_argument("--scope", choices=SCOPES)
     commands.add_parser("users", help="list authorized followers (secrets masked)")
     commands.add_parser("migrate", help="bring the database schema up to date")
+    menu = commands.add_parser(
+        "menu",
+        help="install the account's custom menu (a button that opens /login?next=/me)",
+        description="Installs the account's custom menu (cgi-bin/menu/create, replacing the "
+        "installed one): a view button 我的 that opens public_url + /login?next=/me.",
+    )
+    menu.add_argument("--show", action="store_true", help="print the installed menu instead")
     return parser
 
 
@@ -113,12 +125,11 @@ def _port(text: str) -> int:
     return int(text)
 
 
-def setup_logging() -> None:
-    """The bot's records, one line per request included, to stderr from INFO up: for
-    `serve`, `sandbox` and gunicorn's workers (deploy/gunicorn.conf.py)."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def setup_logging(level: int = logging.INFO) -> None:
+    """The bot's records to stderr: from INFO up, one line per request included, for
+    `serve`, `sandbox` and gunicorn's workers (deploy/gunicorn.conf.py); from WARNING up
+    for the other commands, whose own output is what the operator reads."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # urllib3's request lines are noise at INFO (their secrets are masked by oauth/client.py).
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     # So are Alembic's on every start; storage.migrate logs the steps it applies.
@@ -138,8 +149,8 @@ def serve(config: settings.Config, _args: argparse.Namespace, make_app: AppFacto
 
 
 def sandbox(config: settings.Config, args: argparse.Namespace, make_app: AppFactory) -> int:
-    """The bot wired to a local simulator: the whole journey with no account, and nothing
-    configured touched (see settings.sandboxed)."""
+    """The bot wired to a local simulator: the whole journey with no account, the custom
+    menu installed, and nothing configured touched (see settings.sandboxed)."""
     from simulator import Simulator
 
     if args.port == args.simulator_port:
@@ -164,12 +175,22 @@ def sandbox(config: settings.Config, args: argparse.Namespace, make_app: AppFact
             raise CannotListen("127.0.0.1", args.simulator_port, "--simulator-port", exc) from None
         try:
             with closing(make_app(wired)) as app:
+                _install_sandbox_menu(app)
                 listening = Server(app, server.host, server.port, "--port")
                 _announce_sandbox(server.public_url, simulator.url, database)
                 listening.run()
         finally:
             simulator.stop()
     return 0
+
+
+def _install_sandbox_menu(app: App) -> None:
+    """The menu on the simulated account, as `menu` installs it on a real one, so that
+    the phone page shows it."""
+    try:
+        app.menu.install()
+    except (WeChatAPIError, WeChatUnavailable) as exc:
+        print(f"warning: the custom menu was not installed ({exc})", file=sys.stderr)
 
 
 def _announce_sandbox(bot_url: str, simulator_url: str, database: Path) -> None:
@@ -192,6 +213,9 @@ def check(config: settings.Config, _args: argparse.Namespace, make_app: AppFacto
     print(f"  message modes accepted (消息加解密方式): {_modes(config)}")
     print("微信公众平台 → 设置与开发 → 接口权限 → 网页授权 / web authorization:")
     print(f"  网页授权回调域名 (callback domain): {config.callback_domain}")
+    print("微信公众平台 → 设置与开发 → 公众号设置 → 功能设置 / pages using JS-SDK (/jssdk/config):")
+    js_domains = ", ".join((config.callback_domain, *config.oauth.return_hosts))
+    print(f"  JS接口安全域名 (JS API domains):   {js_domains}")
     api = "on (server.api_key is set)" if server.api_key else "off (server.api_key is empty)"
     print(f"internal API ({routes.ACCESS_TOKEN}): {api}")
     for warning in _warnings(config):
@@ -258,6 +282,43 @@ def migrate(config: settings.Config, _args: argparse.Namespace, make_app: AppFac
     return 0
 
 
+def install_menu(config: settings.Config, args: argparse.Namespace, make_app: AppFactory) -> int:
+    """Install the menu, or print the installed one; what WeChat refused in one line."""
+    _warn_if_sandbox(config)
+    with closing(make_app(config)) as app:
+        try:
+            buttons = app.menu.installed() if args.show else app.menu.install()
+        except WeChatAPIError as exc:
+            print(f"error: {explain(exc)}", file=sys.stderr)
+            return EXIT_WECHAT
+        except WeChatUnavailable as exc:
+            print(f"error: WeChat did not answer ({exc})", file=sys.stderr)
+            return EXIT_WECHAT
+    if buttons is None:
+        print("no custom menu is installed")
+        return 0
+    print("installed custom menu:" if args.show else "custom menu installed:")
+    for line in menu_table(buttons):
+        print("  " + line)
+    return 0
+
+
+def menu_table(buttons: list[dict]) -> Iterator[str]:
+    """A menu's buttons, a submenu's indented under it, names lined up."""
+    rows = [("name", "type", "opens / key")]
+    for button in buttons:
+        rows.append(_menu_row(button, ""))
+        rows += [_menu_row(sub, "  ") for sub in button.get("sub_button") or []]
+    return table(rows)
+
+
+def _menu_row(button: dict, indent: str) -> tuple[str, str, str]:
+    kind = "submenu" if button.get("sub_button") else str(button.get("type", "-"))
+    fields = ("url", "key", "media_id", "article_id", "pagepath")
+    target = next((str(button[f]) for f in fields if button.get(f)), "")
+    return (indent + printable(str(button.get("name", ""))), printable(kind), printable(target))
+
+
 def mask(secret: str) -> str:
     return secret[:4] + "…" + "*" * 6 if len(secret) > 8 else "*" * len(secret)
 
@@ -269,4 +330,5 @@ COMMANDS = {
     "authorize-url": print_authorize_url,
     "users": users,
     "migrate": migrate,
+    "menu": install_menu,
 }

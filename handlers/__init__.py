@@ -18,7 +18,9 @@ from storage import Acquaintance, StorageError
 
 log = logging.getLogger(__name__)
 
-SILENT_EVENTS = frozenset({"unsubscribe_event"})  # nobody left to read a reply
+# Nobody would read a reply: the follower left, or tapped a menu's view button (WeChat
+# shows no reply to a VIEW event: the follower is already on the page).
+SILENT_EVENTS = frozenset({"unsubscribe_event", "view_event"})
 # A nickname is the follower's own text: its angle brackets become full-width ones, so
 # it can never open an anchor or a tag in the reply, whichever way a client reads it.
 _NO_MARKUP = str.maketrans("<>", "＜＞")

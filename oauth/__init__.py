@@ -1,5 +1,6 @@
 """WeChat web authorization (网页授权): the client, links, state, sign-in and token upkeep;
-and the account's basic access_token, which the same client fetches.
+and what the same client fetches for the account as a whole: its basic access_token, the
+JS-SDK's jsapi_ticket (oauth/jssdk.py) and its custom menu (oauth/menu.py).
 
 Protocol code only: the web routes in `web/` are thin glue over it, and it reaches
 persistence only through the small interfaces in `oauth.token_store`.

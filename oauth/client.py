@@ -1,5 +1,5 @@
-"""WeChat's four sns OAuth calls, and the account's `cgi-bin/stable_token`, over one
-pooled `requests.Session`.
+"""WeChat's four sns OAuth calls, and the account's `cgi-bin` calls (stable_token, the
+jsapi_ticket, the custom menu), over one pooled `requests.Session`.
 
 Knows nothing of the web framework: callers hand in codes and tokens (and the
 page's Deadline) and get dataclasses or typed errors back. Each call's timeout is
@@ -32,6 +32,7 @@ BUSY_PAUSES = (0.2, 0.5)  # before the 2nd and 3rd try of a call WeChat answered
 # that write URLs get a filter that masks them, whatever level the operator picks.
 URLLIB3_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.poolmanager")
 _SECRET_PARAMETERS = re.compile(r"(?<![\w])((?:secret|access_token|refresh_token|code)=)[^&\s'\"]+")
+JSON_BODY = {"Content-Type": "application/json; charset=utf-8"}
 
 
 class MaskSecrets(logging.Filter):
@@ -65,10 +66,11 @@ class TokenGrant:
 
 
 @dataclass(frozen=True)
-class StableToken:
-    """What `cgi-bin/stable_token` returns: the account's basic access_token."""
+class Expiring:
+    """A credential of the account that `cgi-bin` hands out for a while: the basic
+    access_token (stable_token), a jsapi_ticket (getticket)."""
 
-    access_token: str = field(repr=False)
+    value: str = field(repr=False)
     expires_in: int
     received_at: int = field(default_factory=lambda: int(time.time()))
 
@@ -131,7 +133,7 @@ class WeChatOAuth:
         """sns/auth: return if the token is valid, raise WeChatAPIError if not."""
         self._get("sns/auth", deadline, access_token=access_token, openid=openid)
 
-    def stable_token(self, deadline: Deadline | None = None) -> StableToken:
+    def stable_token(self, deadline: Deadline | None = None) -> Expiring:
         """The account's basic access_token in normal mode: WeChat hands every caller the
         same token until about 5 minutes before it expires (never `cgi-bin/token`, whose
         every call replaces the token the other callers hold)."""
@@ -142,12 +144,23 @@ class WeChatOAuth:
             "force_refresh": False,
         }
         data = self._call("cgi-bin/stable_token", deadline, payload=body)
-        try:
-            return StableToken(str(data["access_token"]), int(data["expires_in"]))
-        except (KeyError, TypeError, ValueError):
-            raise WeChatUnavailable(
-                "stable_token answer lacks access_token or expires_in"
-            ) from None
+        return _expiring("stable_token", data, "access_token")
+
+    def jsapi_ticket(self, access_token: str, deadline: Deadline | None = None) -> Expiring:
+        """The account's JS-SDK ticket (`cgi-bin/ticket/getticket?type=jsapi`)."""
+        data = self._get(
+            "cgi-bin/ticket/getticket", deadline, access_token=access_token, type="jsapi"
+        )
+        return _expiring("getticket", data, "ticket")
+
+    def create_menu(self, access_token: str, menu: dict[str, Any]) -> None:
+        """Install the custom menu (`cgi-bin/menu/create`), replacing the one installed."""
+        self._call("cgi-bin/menu/create", None, params={"access_token": access_token}, payload=menu)
+
+    def menu(self, access_token: str) -> dict[str, Any]:
+        """The installed custom menu as WeChat gives it (`cgi-bin/menu/get`): `{"menu":
+        {"button": [...]}}`; WeChatAPIError 46003 when there is none."""
+        return self._get("cgi-bin/menu/get", None, access_token=access_token)
 
     def close(self) -> None:
         self.session.close()
@@ -193,7 +206,8 @@ class WeChatOAuth:
                 "GET" if payload is None else "POST",
                 f"{self.api_base}/{endpoint}",
                 params=params,
-                json=payload,
+                data=None if payload is None else _utf8_json(payload),
+                headers=None if payload is None else JSON_BODY,
                 timeout=timeout,
             )
         except requests.Timeout:
@@ -219,6 +233,19 @@ def _decode(endpoint: str, body: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise WeChatUnavailable(f"{endpoint}: answer is not a JSON object")
     return data
+
+
+def _utf8_json(payload: dict[str, Any]) -> bytes:
+    # Raw UTF-8: WeChat refuses a body that spells a character as \uXXXX (40033), which
+    # is what requests' json= (json.dumps' default) writes for a Chinese menu name.
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _expiring(endpoint: str, data: dict[str, Any], name: str) -> Expiring:
+    try:
+        return Expiring(str(data[name]), int(data["expires_in"]))
+    except (KeyError, TypeError, ValueError):
+        raise WeChatUnavailable(f"{endpoint} answer lacks {name} or expires_in") from None
 
 
 def _grant(data: dict[str, Any]) -> TokenGrant:

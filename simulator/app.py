@@ -25,6 +25,8 @@ from simulator.followers import (
     new_openid,
     random_nickname,
 )
+from simulator.jssdk import Tickets
+from simulator.menu import Menu
 from simulator.oauth import BasicTokens, OAuthStore
 from simulator.pages import error_page
 from simulator.push import (
@@ -49,6 +51,7 @@ FAULT_KINDS = ("busy", "slow", "http_error", "garbage", "html", "truncated", "re
 TICKET = re.compile(r'name="ticket" value="([^"]+)"')
 ERRCODE = re.compile(r'name="wechat-errcode" content="(-?\d+)"')
 Call = tuple[str, dict[str, Any]]
+TAPPABLE = {"view": "VIEW", "click": "CLICK"}  # menu button type -> the event it pushes
 
 
 @dataclass
@@ -149,9 +152,13 @@ class Simulator:
         self.clock = Clock()
         self.oauth = OAuthStore(self.clock, app_id, app_secret)
         self.basic_tokens = BasicTokens(self.clock, app_id, app_secret)
+        self.tickets = Tickets(self.clock, app_id, self.basic_tokens)
+        self.menu = Menu()
+        self._js_domains: tuple[str, ...] | None = None
         self.followers = {f.openid: dataclasses.replace(f) for f in FIXTURE_FOLLOWERS}
         self.default_openid = DEFAULT_OPENID
         self.calls = CallLog()
+        self.pushed = CallLog()  # every delivery to the bot: (MsgType, its fields)
         self.faults: dict[str, list[Fault]] = {}
         self._lock = threading.Lock()
         self._server: HTTPServerThread | None = None
@@ -202,6 +209,16 @@ class Simulator:
     @callback_domain.setter
     def callback_domain(self, domain: str | None) -> None:
         self._callback_domain = domain
+
+    @property
+    def js_domains(self) -> tuple[str, ...]:
+        """The JS接口安全域名 (hosts whose pages wx.config accepts): as set, else the
+        callback domain."""
+        return self._js_domains or (self.callback_domain,)
+
+    @js_domains.setter
+    def js_domains(self, domains: tuple[str, ...] | None) -> None:
+        self._js_domains = domains
 
     @property
     def access_token_ttl(self) -> int:
@@ -286,6 +303,7 @@ class Simulator:
         created = int(self.clock.now() if create_time is None else create_time)
         head = [("ToUserName", self.gh_id), ("FromUserName", openid), ("CreateTime", str(created))]
         message = build_message(head, type, body, fields or {}, msg_id)
+        self.pushed.append((type, dict(message)))
         stamp = (str(int(self.clock.now())), str(secrets.randbelow(9 * 10**9) + 10**9))
         xml, extra = envelope(message, mode, self.crypto, self.token, stamp)
         query = {"signature": signature(self.token, *stamp), "timestamp": stamp[0]}
@@ -318,6 +336,22 @@ class Simulator:
         except ReplyError as exc:
             outcome.update(error=NO_SERVICE, detail=str(exc))
         return outcome
+
+    def tap_menu(
+        self, openid: str, top: int, sub: int | None = None, mode: str = "plain"
+    ) -> dict[str, Any]:
+        """The follower taps a button of the account's menu: WeChat pushes `VIEW` (EventKey:
+        the URL, which the phone then opens) or `CLICK` (EventKey: the key) to the bot.
+        The push's outcome, with the button's `url` for a view button."""
+        button = self.menu.button(top, sub)
+        kind = button.get("type")
+        if kind not in TAPPABLE:
+            raise ValueError(f"the simulator taps click and view buttons, not {kind}")
+        key = button["url"] if kind == "view" else button["key"]
+        pushed = self.push(
+            openid, "event", event=TAPPABLE[kind], mode=mode, fields={"EventKey": key}
+        )
+        return {**pushed, "url": button.get("url")}
 
     # -- the in-app browser --------------------------------------------------------
 

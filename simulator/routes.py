@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 API_TYPE = "application/json; charset=utf-8"
 HTML_TYPE = "text/html; charset=utf-8"
+JSSDK_PATH = "/open/js/jweixin-1.6.0.js"  # https://res.wx.qq.com/open/js/jweixin-1.6.0.js
 LANGS = ("zh_CN", "zh_TW", "en")
 SECRET_KEYS = ("secret", "access_token", "refresh_token")
 PUSH_KEYS = ("openid", "type", "content", "event", "mode", "msg_id", "create_time", "fields")
@@ -103,12 +104,20 @@ class Router:
             "/cgi-bin/token": ("GET", wechat_api(self.basic_token)),
             "/cgi-bin/stable_token": ("POST", wechat_api(self.stable_token)),
             "/cgi-bin/getcallbackip": ("GET", wechat_api(self.callback_ip)),
+            "/cgi-bin/ticket/getticket": ("GET", wechat_api(self.ticket)),
+            "/cgi-bin/menu/create": ("POST", wechat_api(self.create_menu)),
+            "/cgi-bin/menu/get": ("GET", wechat_api(self.get_menu)),
         }
         # GET routes by prefix: files and avatars, as a CDN serves them.
         self.files: dict[str, Handler] = {"/static/": self.static, "/mmopen/": self.avatar}
         self.control: dict[tuple[str, str], Handler] = {
             ("GET", "/"): lambda _: redirect("/phone"),
             ("GET", "/phone"): self.phone,
+            # WeChat's JS-SDK as pages load it from res.wx.qq.com, and what its wx.config asks
+            ("GET", JSSDK_PATH): self.jssdk_script,
+            ("POST", "/api/jssdk/config"): self.check_jssdk_config,
+            ("GET", "/api/menu"): self.show_menu,
+            ("POST", "/api/menu/tap"): self.tap_menu,
             ("GET", "/api/account"): self.account,
             ("GET", "/api/followers"): self.list_followers,
             ("POST", "/api/follower"): self.choose_follower,
@@ -269,6 +278,21 @@ class Router:
         self.sim.basic_tokens.check(request.query.get("access_token", ""))
         return {"ip_list": ["127.0.0.1"]}
 
+    def ticket(self, request: Request) -> dict[str, Any]:
+        """A jsapi_ticket for the basic access token's account."""
+        return self.sim.tickets.get(request.query)
+
+    def create_menu(self, request: Request) -> dict[str, Any]:
+        """Install the custom menu, checked as WeChat checks it."""
+        self.sim.basic_tokens.check(request.query.get("access_token", ""))
+        self.sim.menu.create(request.body)
+        return {"errcode": 0, "errmsg": "ok"}
+
+    def get_menu(self, request: Request) -> dict[str, Any]:
+        """The installed menu, 46003 when there is none."""
+        self.sim.basic_tokens.check(request.query.get("access_token", ""))
+        return self.sim.menu.get()
+
     # -- controls for people and scripts ---------------------------------------------
 
     def phone(self, request: Request) -> Response:
@@ -291,6 +315,30 @@ class Router:
             return Response(404, b"not found")
         headers = [("Cache-Control", "max-age=86400")]
         return Response(200, svg(wanted[0], name, wanted[1]), "image/svg+xml", headers)
+
+    def jssdk_script(self, request: Request) -> Response:
+        """The stand-in for WeChat's jweixin-1.6.0.js, loaded by pages of any origin."""
+        return self.static(dataclasses.replace(request, path="/static/jweixin-1.6.0.js"))
+
+    def check_jssdk_config(self, request: Request) -> Response:
+        """wx.config's check of a page's signature: `{"errMsg"}`. Called from the page's
+        origin with a text/plain body, so no preflight; any origin may read the answer."""
+        verdict = self.sim.tickets.check_config(request.json(), self.sim.js_domains)
+        response = api_json({"errMsg": verdict})
+        response.headers.append(("Access-Control-Allow-Origin", "*"))
+        return response
+
+    def show_menu(self, request: Request) -> Response:
+        """The installed menu's buttons as created, for the phone page ([] when none)."""
+        return api_json({"button": self.sim.menu.buttons})
+
+    def tap_menu(self, request: Request) -> Response:
+        """`{"openid", "button": [top] or [top, sub], "mode"?}`: tap a menu button (see
+        Simulator.tap_menu)."""
+        data = request.json()
+        top, *sub = data["button"]
+        mode = data.get("mode", "plain")
+        return api_json(self.sim.tap_menu(data["openid"], top, *sub, mode=mode))
 
     def account(self, request: Request) -> Response:
         """What the phone page shows of the account, and the message modes on offer."""

@@ -45,6 +45,16 @@ def test_check_prints_what_to_paste(config_path):
     assert APP_SECRET not in done.stdout + done.stderr
 
 
+def test_check_names_the_js_api_domains_the_bot_signs_pages_of(config_path):
+    env = {"BOT_OAUTH_RETURN_HOSTS": "shop.example.com,m.example.com"}
+    done = run("--config", str(config_path), "check", env=env)
+    assert done.returncode == 0, done.stderr
+    assert re.search(
+        r"JS接口安全域名 \(JS API domains\): +127\.0\.0\.1, shop\.example\.com, m\.example\.com\n",
+        done.stdout,
+    )
+
+
 def test_check_says_whether_the_internal_api_is_on_never_its_key(config_path):
     assert (
         "internal API (/api/access-token): off" in run("--config", str(config_path), "check").stdout
@@ -362,6 +372,8 @@ def _journey(phone: requests.Session, browser: requests.Session, bot: str, wecha
     assert phone.get(wechat + "/phone", timeout=5).status_code == 200
     account = phone.get(wechat + "/api/account", timeout=5).json()
     assert account["modes"] == ["safe", "compatible", "plain"]  # the sandbox has an AES key
+    menu = phone.get(wechat + "/api/menu", timeout=5).json()["button"]  # installed at start
+    assert menu == [{"type": "view", "name": "我的", "url": bot + "/login?next=/me"}]
     me = phone.get(wechat + "/api/followers", timeout=5).json()["current"]
     pushed = {"openid": me, "type": "text", "content": "你好", "mode": "safe"}
     reply = phone.post(wechat + "/api/push", json=pushed, timeout=10).json()["reply"]

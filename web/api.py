@@ -11,20 +11,14 @@ everybody, or hands out the one another caller already got in its place.
 from __future__ import annotations
 
 import hmac
-import json
-import logging
 from collections.abc import Callable, Iterable
 
 import routes
-from oauth import BasicToken, WeChatAPIError, WeChatUnavailable
-from storage import StorageError
+from oauth import BasicToken
+from web.json_answers import Answer, error, from_wechat, send
 
-log = logging.getLogger(__name__)
-
-JSON = "application/json"
 REALM = 'Bearer realm="wechat-bot"'
 REJECTED = "HTTP_X_REJECTED_TOKEN"  # the X-Rejected-Token header, as WSGI names it
-Answer = tuple[str, dict, list[tuple[str, str]]]
 
 
 class InternalAPI:
@@ -35,23 +29,20 @@ class InternalAPI:
         self._key = api_key.encode()
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        status, document, extra = self._answer(environ)
-        body = json.dumps(document).encode()
-        start_response(status, [("Content-Type", JSON), ("Content-Length", str(len(body))), *extra])
-        return [body]
+        return send(self._answer(environ), start_response)
 
     def _answer(self, environ: dict) -> Answer:
         credentials = environ.get("HTTP_AUTHORIZATION", "")
         if not credentials:
             missing = [("WWW-Authenticate", REALM)]
-            return _error("401 Unauthorized", "Authorization: Bearer API_KEY is missing", missing)
+            return error("401 Unauthorized", "Authorization: Bearer API_KEY is missing", missing)
         if not self._authorized(credentials):
             wrong = [("WWW-Authenticate", REALM + ', error="invalid_token"')]
-            return _error("401 Unauthorized", "the API key is wrong", wrong)
+            return error("401 Unauthorized", "the API key is wrong", wrong)
         if environ.get("PATH_INFO") != routes.ACCESS_TOKEN:
-            return _error("404 Not Found", "no such API")
+            return error("404 Not Found", "no such API")
         if environ.get("REQUEST_METHOD") != "GET":
-            return _error("405 Method Not Allowed", "use GET", [("Allow", "GET")])
+            return error("405 Method Not Allowed", "use GET", [("Allow", "GET")])
         return self._access_token(environ.get(REJECTED, "").strip())
 
     def _authorized(self, credentials: str) -> bool:
@@ -61,21 +52,8 @@ class InternalAPI:
         return scheme.lower() == "bearer" and hmac.compare_digest(offered, self._key)
 
     def _access_token(self, rejected: str) -> Answer:
-        try:
+        def hand_out() -> dict:
             token = self._tokens.replace(rejected) if rejected else self._tokens.current()
-        except WeChatAPIError as exc:
-            log.warning("basic access_token: WeChat refused (errcode %s)", exc.errcode)
-            return _error("502 Bad Gateway", "WeChat refused the token", errcode=exc.errcode)
-        except WeChatUnavailable as exc:
-            log.warning("basic access_token: %s", exc)
-            return _error("502 Bad Gateway", "WeChat did not answer")
-        except StorageError as exc:
-            log.error("basic access_token: %s", exc)
-            return _error("503 Service Unavailable", "the storage is unavailable")
-        return "200 OK", {"access_token": token.value, "expires_at": token.expires_at}, []
+            return {"access_token": token.value, "expires_at": token.expires_at}
 
-
-def _error(
-    status: str, message: str, headers: list[tuple[str, str]] | None = None, **fields: int
-) -> Answer:
-    return status, {"error": message, **fields}, headers or []
+        return from_wechat("token", hand_out)

@@ -14,6 +14,8 @@ const $ = (id) => document.getElementById(id);
 let account = null; // {name, headimgurl, modes}
 let me = null; // the follower holding the phone
 let entries = []; // me's chat: {from: "follower" | "account" | "system", time, ...}
+let menu = []; // the account's custom menu: its buttons as created
+let writing = false; // the keyboard shown instead of the menu
 
 async function api(path, body) {
   const init = body === undefined ? {} : {
@@ -211,10 +213,93 @@ async function follow(subscribing) {
   }
 }
 
+// What the footer shows: the follow bar to someone who does not follow; else the menu,
+// when the account has one, or the composer (the two switch as WeChat's do).
 function showFollowing() {
-  $("composer").hidden = !me.subscribed;
+  const hasMenu = menu.length > 0;
   $("follow-bar").hidden = me.subscribed;
+  $("account-menu").hidden = !me.subscribed || !hasMenu || writing;
+  $("composer").hidden = !me.subscribed || (hasMenu && !writing);
+  $("menu-switch").hidden = !hasMenu;
   $("unsubscribe-button").hidden = !me.subscribed;
+}
+
+// -- the account's menu ---------------------------------------------------------------
+
+async function loadMenu() {
+  menu = (await api("/api/menu")).button;
+  $("menu-buttons").replaceChildren(...menu.map((button, index) => menuItem(button, index)));
+}
+
+function menuItem(button, index) {
+  const item = make("li", "menu__item");
+  const top = make("button", "menu__button", button.name);
+  top.type = "button";
+  top.dataset.testid = "menu-button";
+  item.append(top);
+  const subs = button.sub_button || [];
+  if (!subs.length) {
+    top.addEventListener("click", () => tapMenu([index], button));
+    return item;
+  }
+  const list = make("ul", "menu__sub");
+  list.dataset.testid = "menu-submenu";
+  list.hidden = true;
+  subs.forEach((sub, subIndex) => {
+    const entry = make("li");
+    const subButton = make("button", "menu__sub-button", sub.name);
+    subButton.type = "button";
+    subButton.dataset.testid = "menu-sub-button";
+    subButton.addEventListener("click", () => tapMenu([index, subIndex], sub));
+    entry.append(subButton);
+    list.append(entry);
+  });
+  top.setAttribute("aria-expanded", "false");
+  top.addEventListener("click", (event) => {
+    event.stopPropagation();
+    const opening = list.hidden;
+    closeSubmenus();
+    list.hidden = !opening;
+    top.setAttribute("aria-expanded", String(opening));
+  });
+  item.append(list);
+  return item;
+}
+
+function closeSubmenus() {
+  document.querySelectorAll(".menu__sub").forEach((list) => { list.hidden = true; });
+  document.querySelectorAll(".menu__button[aria-expanded]").forEach((button) => {
+    button.setAttribute("aria-expanded", "false");
+  });
+}
+
+// WeChat pushes VIEW (then opens the link in this same browser, at once) or CLICK (whose
+// reply the chat shows). The VIEW push outlives the page it leaves (keepalive).
+function tapMenu(path, button) {
+  closeSubmenus();
+  const tap = {openid: me.openid, button: path, mode: $("mode-switch").value};
+  if (button.type === "view") {
+    fetch("/api/menu/tap", {
+      method: "POST",
+      headers: {"Content-Type": "application/json"},
+      body: JSON.stringify(tap),
+      keepalive: true,
+    });
+    location.assign(button.url);
+  } else if (button.type === "click") {
+    api("/api/menu/tap", tap).then(showOutcome, (error) => {
+      add({from: "system", time: Date.now(), error: true, text: "模拟器没有回应：" + error.message});
+    });
+  } else {
+    add({from: "system", time: Date.now(), text: "模拟器只支持“点击”和“跳转网页”两种菜单"});
+  }
+}
+
+function switchTo(keyboard) {
+  writing = keyboard;
+  closeSubmenus();
+  showFollowing();
+  if (keyboard) $("composer-input").focus();
 }
 
 // -- who holds the phone ----------------------------------------------------------------
@@ -261,6 +346,9 @@ function wire() {
     input.focus();
     sendText(text);
   });
+  $("keyboard-switch").addEventListener("click", () => switchTo(true));
+  $("menu-switch").addEventListener("click", () => switchTo(false));
+  document.addEventListener("click", closeSubmenus);
   $("subscribe-button").addEventListener("click", () => follow(true));
   $("unsubscribe-button").addEventListener("click", () => follow(false));
   $("follower-picker").addEventListener("change", (event) => choose(event.target.value));
@@ -285,6 +373,7 @@ async function start() {
   wire();
   account = await api("/api/account");
   showAccount();
+  await loadMenu();
   await loadFollowers();
   document.body.dataset.ready = "true"; // for scripts: the chat is on screen
 }

@@ -8,6 +8,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import Phone, account_replies, open_chat, say_in_chat
+from tests.test_serving import wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -68,7 +69,7 @@ def test_a_new_follower_follows_writes_and_leaves(phone: Phone, bot, sim) -> Non
     page.get_by_test_id("unsubscribe-button").tap()
     expect(page.get_by_test_id("subscribe-button")).to_be_visible()
     expect(page.get_by_test_id("system-message").last).to_contain_text("不再关注")
-    assert not newcomer.subscribed
+    wait_for(lambda: not newcomer.subscribed, "the unsubscribe event reached WeChat")
 
 
 @pytest.mark.parametrize("width", [320, 360])
