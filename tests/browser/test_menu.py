@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import Phone, account_replies, open_chat
+from tests.browser.test_journeys import consent, shows_profile
 from tests.test_serving import wait_for
 
 pytestmark = pytest.mark.browser
@@ -35,7 +36,9 @@ def test_the_menus_button_pushes_view_and_opens_the_sign_in_entry(phone: Phone, 
     phone.snap("phone-menu")
     with page.expect_request(lambda r: r.url == login and r.is_navigation_request()):
         button.tap()
-    # Whatever /login answers on this branch: the phone went there, in the same tab.
+    # /login sends the follower through WeChat's consent page back to /me, in one tab.
+    consent(phone)
+    shows_profile(phone, phone.follower.nickname, phone.avatar)
     wait_for(lambda: view_events(sim, phone.openid), "the VIEW event reached the bot")
     [event] = view_events(sim, phone.openid)
     assert event["EventKey"] == login and event["MsgType"] == "event"
