@@ -50,12 +50,13 @@ def wait_until(condition, what: str, seconds: float = 30) -> None:
 
 
 def answers(url: str, verify: str | bool = True) -> bool:
-    """Whether anything answers at `url` (the environment's CA bundle left out)."""
+    """Whether anything answers at `url` (the environment's CA bundle left out). gunicorn
+    listens before its workers have loaded the bot: a request may time out there."""
     with requests.Session() as session:
         session.trust_env = False
         try:
             session.get(url, timeout=2, allow_redirects=False, verify=verify)
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             return False
     return True
 
