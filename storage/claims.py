@@ -1,0 +1,235 @@
+"""Claims on WeChat deliveries in memory shared by every process on this host:
+how the ledger decides, with SQLite, which copy of a delivery runs the handlers.
+
+Processes can share a SQLite file only on one host (its write-ahead log lives in
+shared memory), so the processes that share a ledger file can share this too: a
+hash table in a file beside it (`bot.deliveries.sqlite3-claims`), mapped into
+every process. A robust process-shared mutex guards it; taking it when nobody
+holds it costs neither a system call nor the GIL. An INSERT into SQLite cost the
+write-ahead log's lock, a page cache rebuilt after every other process's write
+and, under load, more in context switches than in work.
+
+The table holds `buckets * SLOTS` deliveries, each a delivery id and the second
+it was claimed; a delivery always goes to the same bucket. Old deliveries are
+swept slice by slice. When a bucket is full, its oldest delivery makes room and
+a warning says how long deliveries are remembered under that load.
+
+The file holds claims only. After a crash it may keep some stale ones or lose
+the last ones, as the ledger's SQLite file written without fsync would. Every
+process holds a shared flock on it while it has it open; the first to open it
+while no other has it open (after a restart, a crash, a reboot) makes its mutex
+anew, so a mutex left held by a dead process can never block anyone.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import logging
+import mmap
+import os
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SLOTS = 16  # deliveries per bucket
+BUCKETS = 2**16  # 1,048,576 deliveries in 12 MiB
+HEADER = 4096  # the layout's magic at 0, the mutex at MUTEX_AT
+MUTEX_AT = 64
+MAGIC = b"wechat-claims/1\n"  # the layout's version: another one makes the file anew
+WARN_EVERY = 60.0
+_BUCKET = struct.Struct(f"<{SLOTS}q{SLOTS}I")  # the delivery ids, then when each was claimed
+_TIMES = struct.Struct(f"<{SLOTS}I")
+_ID = struct.Struct("<q")
+_TIME = struct.Struct("<I")
+
+
+class ClaimTableError(OSError):
+    """The claims file cannot be used."""
+
+
+class _Libc:
+    """pthread's robust process-shared mutex, through ctypes: `held` calls keep the
+    GIL (they never block), `releasing` calls let other threads run meanwhile."""
+
+    def __init__(self) -> None:
+        held, releasing = ctypes.PyDLL(None), ctypes.CDLL(None)
+        for name in (
+            "pthread_mutexattr_init",
+            "pthread_mutexattr_setpshared",
+            "pthread_mutexattr_setrobust",
+            "pthread_mutex_init",
+            "pthread_mutex_trylock",
+            "pthread_mutex_unlock",
+            "pthread_mutex_consistent",
+        ):
+            setattr(self, name, self._bind(held, name))
+        self.pthread_mutex_lock = self._bind(releasing, "pthread_mutex_lock")
+
+    @staticmethod
+    def _bind(library: ctypes.CDLL, name: str):
+        function = getattr(library, name)
+        function.restype = ctypes.c_int
+        return function
+
+
+try:
+    _libc: _Libc | None = _Libc()
+except (AttributeError, OSError):  # no robust mutexes here (macOS): the ledger uses its database
+    _libc = None
+AVAILABLE = _libc is not None
+
+
+class _RobustMutex:
+    """A pthread mutex in the mapped file, shared by processes: when its holder
+    dies, the next one to take it gets it (EOWNERDEAD), and the table with it."""
+
+    def __init__(self, mapping: mmap.mmap) -> None:
+        self._memory = (ctypes.c_char * 64).from_buffer(mapping, MUTEX_AT)
+        self._address = ctypes.c_void_p(ctypes.addressof(self._memory))
+
+    def make(self) -> None:
+        """A new, unlocked mutex: only while no other process has the file open."""
+        ctypes.memset(self._address, 0, 64)
+        attributes = ctypes.create_string_buffer(64)
+        _libc.pthread_mutexattr_init(attributes)
+        _libc.pthread_mutexattr_setpshared(attributes, 1)  # PTHREAD_PROCESS_SHARED
+        _libc.pthread_mutexattr_setrobust(attributes, 1)  # PTHREAD_MUTEX_ROBUST
+        _check(_libc.pthread_mutex_init(self._address, attributes))
+
+    def acquire(self) -> None:
+        result = _libc.pthread_mutex_trylock(self._address)
+        if result == errno.EBUSY:
+            result = _libc.pthread_mutex_lock(self._address)
+        if result == errno.EOWNERDEAD:  # its holder died: each slot is whole, the table fine
+            result = _libc.pthread_mutex_consistent(self._address)
+        _check(result)
+
+    def release(self) -> None:
+        _libc.pthread_mutex_unlock(self._address)
+
+    def close(self) -> None:
+        del self._memory  # the mapping can only be closed once nothing points into it
+
+
+def _check(result: int) -> None:
+    if result:
+        raise ClaimTableError(result, f"claims mutex: {os.strerror(result)}")
+
+
+class ClaimTable:
+    """`claim` is None for the first copy of a delivery among every process that
+    opened the same `path`; later copies get when the first was claimed."""
+
+    def __init__(self, path: Path, buckets: int = BUCKETS) -> None:
+        if _libc is None:
+            raise ClaimTableError(errno.ENOSYS, "no robust process-shared mutex on this system")
+        self.path = path
+        self._buckets = buckets
+        self._size = HEADER + buckets * _BUCKET.size
+        self._lock = threading.Lock()  # one thread of this process at the mutex
+        self._swept_before = 0
+        self._warned_at = -WARN_EVERY
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            self._map, self._mutex = self._open()
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    def claim(self, delivery: int, now: int) -> int | None:
+        at = HEADER + (delivery % self._buckets) * _BUCKET.size
+        with self._locked():
+            slots = _BUCKET.unpack_from(self._map, at)
+            if delivery in slots:  # the rare case: a copy (or an id equal to some time)
+                for slot in range(SLOTS):
+                    if slots[slot] == delivery and slots[SLOTS + slot]:
+                        return slots[SLOTS + slot]
+            slot = self._room(slots[SLOTS:], now)
+            _ID.pack_into(self._map, at + 8 * slot, delivery)
+            _TIME.pack_into(self._map, at + 8 * SLOTS + 4 * slot, now)
+        return None
+
+    def sweep(self, before: int, part: int, parts: int) -> int:
+        """Forget the deliveries claimed before `before` in bucket slice `part` of
+        `parts`; calling it for every part in turn sweeps the whole table."""
+        self._swept_before = before
+        part %= parts
+        swept = 0
+        with self._locked():
+            for bucket in range(part * self._buckets // parts, (part + 1) * self._buckets // parts):
+                at = HEADER + bucket * _BUCKET.size + 8 * SLOTS
+                for slot, claimed_at in enumerate(_TIMES.unpack_from(self._map, at)):
+                    if 0 < claimed_at < before:
+                        _TIME.pack_into(self._map, at + 4 * slot, 0)
+                        _ID.pack_into(self._map, at - 8 * SLOTS + 8 * slot, 0)
+                        swept += 1
+        return swept
+
+    def close(self) -> None:
+        self._mutex.close()
+        self._map.close()
+        os.close(self._fd)  # and with it this process's flock
+
+    def _room(self, times: tuple[int, ...], now: int) -> int:
+        """A free slot, or the oldest delivery's when the bucket is full."""
+        if 0 in times:
+            return times.index(0)
+        oldest = min(times)
+        if oldest >= self._swept_before:  # not old enough to be swept: forgotten early
+            self._warn_full(now - oldest)
+        return times.index(oldest)
+
+    def _warn_full(self, remembered: int) -> None:
+        if time.monotonic() - self._warned_at >= WARN_EVERY:
+            self._warned_at = time.monotonic()
+            log.warning(
+                "the delivery claims in %s are full: at this load a delivery is remembered "
+                "for about %d s only (a copy arriving later runs the handlers again)",
+                self.path,
+                remembered,
+            )
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        with self._lock:
+            self._mutex.acquire()
+            try:
+                yield
+            finally:
+                self._mutex.release()
+
+    def _open(self) -> tuple[mmap.mmap, _RobustMutex]:
+        """Map the file; the first process to open it makes it ready under an
+        exclusive flock, then every one holds a shared flock while it has it open."""
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # in use: wait for whoever is making it ready
+            fcntl.flock(self._fd, fcntl.LOCK_SH)
+            return self._attach()
+        if not self._laid_out():
+            os.ftruncate(self._fd, 0)  # another layout, or a wreck: start empty
+            os.ftruncate(self._fd, self._size)
+            os.pwrite(self._fd, MAGIC, 0)
+        mapping = mmap.mmap(self._fd, self._size)
+        mutex = _RobustMutex(mapping)
+        mutex.make()
+        fcntl.flock(self._fd, fcntl.LOCK_SH)
+        return mapping, mutex
+
+    def _attach(self) -> tuple[mmap.mmap, _RobustMutex]:
+        if not self._laid_out():
+            raise ClaimTableError(errno.EINVAL, f"{self.path} is in use with another layout")
+        mapping = mmap.mmap(self._fd, self._size)
+        return mapping, _RobustMutex(mapping)
+
+    def _laid_out(self) -> bool:
+        return (
+            os.fstat(self._fd).st_size == self._size and os.pread(self._fd, len(MAGIC), 0) == MAGIC
+        )
