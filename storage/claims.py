@@ -165,7 +165,10 @@ class ClaimTable:
         with self._locked():
             for bucket in range(part * self._buckets // parts, (part + 1) * self._buckets // parts):
                 at = HEADER + bucket * _BUCKET.size + 8 * SLOTS
-                for slot, claimed_at in enumerate(_TIMES.unpack_from(self._map, at)):
+                times = _TIMES.unpack_from(self._map, at)
+                if min(times) >= before:  # full of recent claims, as under load: nothing to do
+                    continue
+                for slot, claimed_at in enumerate(times):
                     if 0 < claimed_at < before:
                         _TIME.pack_into(self._map, at + 4 * slot, 0)
                         _ID.pack_into(self._map, at - 8 * SLOTS + 8 * slot, 0)
