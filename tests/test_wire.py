@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import re
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from oauth import StateSigner
 from tests.conftest import ANCHOR, APP_ID, TOKEN
 from wechat.replies import cdata, text_reply
 from wechat.signature import sign
@@ -80,6 +82,24 @@ def test_every_link_has_a_fresh_state(sim, bot):
     assert len(links) == 3
 
 
+def _issue_one(signer: StateSigner, results) -> None:
+    results.put(signer.issue())
+
+
+def test_a_forked_worker_never_repeats_its_parents_states():
+    """States take their randomness from a pool: a forked child must not inherit it."""
+    signer = StateSigner(b"k" * 32, ttl=3600)
+    signer.issue()  # the parent's pool is filled
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=_issue_one, args=(signer, results))
+    child.start()
+    in_child = results.get(timeout=30)
+    child.join(30)
+    in_parent = signer.issue()
+    assert in_child[8:32] != in_parent[8:32]  # the random part (after the issue time)
+
+
 def test_subscribe_gets_welcome_with_link(sim, bot):
     reply = sim.push(sim.default_openid, type="event", event="subscribe")["reply"]
     assert "感谢关注" in reply["Content"]
@@ -143,3 +163,4 @@ def test_cdata_splits_its_terminator():
 
     assert etree.fromstring(xml.encode()).findtext("Content") == "a]]>b<c>"
     assert cdata("]]>") == "<![CDATA[]]]]><![CDATA[>]]>"
+
