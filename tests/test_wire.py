@@ -7,14 +7,17 @@ import multiprocessing
 import re
 import time
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 import pytest
 import requests
+from hypothesis import given
+from hypothesis import strategies as st
 
 from oauth import StateSigner
 from tests.conftest import ANCHOR, APP_ID, TOKEN
 from wechat.replies import cdata, text_reply
+from wechat.server import _query
 from wechat.signature import sign
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "wechat-crypto.json").read_text("utf-8"))
@@ -164,3 +167,17 @@ def test_cdata_splits_its_terminator():
     assert etree.fromstring(xml.encode()).findtext("Content") == "a]]>b<c>"
     assert cdata("]]>") == "<![CDATA[]]]]><![CDATA[>]]>"
 
+
+def test_a_percent_encoded_query_is_unquoted(bot):
+    query = signed_query()
+    signature = query["signature"]
+    spelled = f"%{ord(signature[0]):02x}{signature[1:]}"  # its first character as %XX
+    raw = f"signature={spelled}&timestamp={query['timestamp']}&nonce={query['nonce']}"
+    answer = requests.post(f"{bot.wechat_url}?{raw}", data=text_xml().encode(), timeout=5)
+    assert answer.status_code == 200
+    assert ANCHOR.search(answer.text)
+
+
+@given(st.text(alphabet="ab=&%+2 \u4f60", max_size=40))
+def test_the_query_is_read_as_parse_qsl_reads_it(text):
+    assert _query(text) == dict(parse_qsl(text))
