@@ -32,8 +32,6 @@ import os
 import struct
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -114,6 +112,12 @@ class _RobustMutex:
     def release(self) -> None:
         _libc.pthread_mutex_unlock(self._address)
 
+    def __enter__(self) -> None:
+        self.acquire()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
+
     def close(self) -> None:
         del self._memory  # the mapping can only be closed once nothing points into it
 
@@ -133,7 +137,7 @@ class ClaimTable:
         self.path = path
         self._buckets = buckets
         self._size = HEADER + buckets * _BUCKET.size
-        self._lock = threading.Lock()  # one thread of this process at the mutex
+        self._lock = threading.Lock()  # one thread of this process at a time at the mutex
         self._swept_before = 0
         self._warned_at = -WARN_EVERY
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -145,7 +149,7 @@ class ClaimTable:
 
     def claim(self, delivery: int, now: int) -> int | None:
         at = HEADER + (delivery % self._buckets) * _BUCKET.size
-        with self._locked():
+        with self._lock, self._mutex:  # this process's threads, then the other processes
             slots = _BUCKET.unpack_from(self._map, at)
             if delivery in slots:  # the rare case: a copy (or an id equal to some time)
                 for slot in range(SLOTS):
@@ -162,7 +166,7 @@ class ClaimTable:
         self._swept_before = before
         part %= parts
         swept = 0
-        with self._locked():
+        with self._lock, self._mutex:
             for bucket in range(part * self._buckets // parts, (part + 1) * self._buckets // parts):
                 at = HEADER + bucket * _BUCKET.size + 8 * SLOTS
                 times = _TIMES.unpack_from(self._map, at)
@@ -198,15 +202,6 @@ class ClaimTable:
                 self.path,
                 remembered,
             )
-
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        with self._lock:
-            self._mutex.acquire()
-            try:
-                yield
-            finally:
-                self._mutex.release()
 
     def _open(self) -> tuple[mmap.mmap, _RobustMutex]:
         """Map the file; the first process to open it makes it ready under an
