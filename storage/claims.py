@@ -4,10 +4,12 @@ how the ledger decides, with SQLite, which copy of a delivery runs the handlers.
 Processes can share a SQLite file only on one host (its write-ahead log lives in
 shared memory), so the processes that share a ledger file can share this too: a
 hash table in a file beside it (`bot.deliveries.sqlite3-claims`), mapped into
-every process. A robust process-shared mutex guards it; taking it when nobody
-holds it costs neither a system call nor the GIL. An INSERT into SQLite cost the
-write-ahead log's lock, a page cache rebuilt after every other process's write
-and, under load, more in context switches than in work.
+every process. Robust process-shared mutexes guard it, one per stripe of its
+buckets, taken by threads and processes alike; taking one that nobody holds
+costs neither a system call nor the GIL, and two claims seldom meet at one. An
+INSERT into SQLite cost the write-ahead log's lock, a page cache rebuilt after
+every other process's write and, under load, more in context switches than in
+work.
 
 The table holds `buckets * SLOTS` deliveries, each a delivery id and the second
 it was claimed; a delivery always goes to the same bucket. Old deliveries are
@@ -17,8 +19,8 @@ a warning says how long deliveries are remembered under that load.
 The file holds claims only. After a crash it may keep some stale ones or lose
 the last ones, as the ledger's SQLite file written without fsync would. Every
 process holds a shared flock on it while it has it open; the first to open it
-while no other has it open (after a restart, a crash, a reboot) makes its mutex
-anew, so a mutex left held by a dead process can never block anyone.
+while no other has it open (after a restart, a crash, a reboot) makes its
+mutexes anew, so a mutex left held by a dead process can never block anyone.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ import logging
 import mmap
 import os
 import struct
-import threading
 import time
 from pathlib import Path
 
@@ -38,9 +39,10 @@ log = logging.getLogger(__name__)
 
 SLOTS = 16  # deliveries per bucket
 BUCKETS = 2**16  # 1,048,576 deliveries in 12 MiB
-HEADER = 4096  # the layout's magic at 0, the mutex at MUTEX_AT
-MUTEX_AT = 64
-MAGIC = b"wechat-claims/1\n"  # the layout's version: another one makes the file anew
+STRIPES = 64  # mutexes: bucket b is guarded by mutex b % STRIPES
+MUTEX_AT, MUTEX_SIZE = 4096, 64  # the mutexes fill the header's second page
+HEADER = MUTEX_AT + STRIPES * MUTEX_SIZE  # the layout's magic at 0
+MAGIC = b"wechat-claims/2\n"  # the layout's version: another one makes the file anew
 WARN_EVERY = 60.0
 _BUCKET = struct.Struct(f"<{SLOTS}q{SLOTS}I")  # the delivery ids, then when each was claimed
 _TIMES = struct.Struct(f"<{SLOTS}I")
@@ -86,15 +88,18 @@ AVAILABLE = _libc is not None
 
 class _RobustMutex:
     """A pthread mutex in the mapped file, shared by processes: when its holder
-    dies, the next one to take it gets it (EOWNERDEAD), and the table with it."""
+    dies, the next one to take it gets it (EOWNERDEAD), and the table with it.
 
-    def __init__(self, mapping: mmap.mmap) -> None:
-        self._memory = (ctypes.c_char * 64).from_buffer(mapping, MUTEX_AT)
+    Threads of one process take it directly too: a thread that finds it held
+    waits with the GIL released, so the holder can always finish."""
+
+    def __init__(self, mapping: mmap.mmap, offset: int) -> None:
+        self._memory = (ctypes.c_char * MUTEX_SIZE).from_buffer(mapping, offset)
         self._address = ctypes.c_void_p(ctypes.addressof(self._memory))
 
     def make(self) -> None:
         """A new, unlocked mutex: only while no other process has the file open."""
-        ctypes.memset(self._address, 0, 64)
+        ctypes.memset(self._address, 0, MUTEX_SIZE)
         attributes = ctypes.create_string_buffer(64)
         _libc.pthread_mutexattr_init(attributes)
         _libc.pthread_mutexattr_setpshared(attributes, 1)  # PTHREAD_PROCESS_SHARED
@@ -137,19 +142,19 @@ class ClaimTable:
         self.path = path
         self._buckets = buckets
         self._size = HEADER + buckets * _BUCKET.size
-        self._lock = threading.Lock()  # one thread of this process at a time at the mutex
         self._swept_before = 0
         self._warned_at = -WARN_EVERY
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            self._map, self._mutex = self._open()
+            self._map, self._mutexes = self._open()
         except BaseException:
             os.close(self._fd)
             raise
 
     def claim(self, delivery: int, now: int) -> int | None:
-        at = HEADER + (delivery % self._buckets) * _BUCKET.size
-        with self._lock, self._mutex:  # this process's threads, then the other processes
+        bucket = delivery % self._buckets
+        at = HEADER + bucket * _BUCKET.size
+        with self._mutexes[bucket % STRIPES]:
             slots = _BUCKET.unpack_from(self._map, at)
             if delivery in slots:  # the rare case: a copy (or an id equal to some time)
                 for slot in range(SLOTS):
@@ -166,9 +171,9 @@ class ClaimTable:
         self._swept_before = before
         part %= parts
         swept = 0
-        with self._lock, self._mutex:
-            for bucket in range(part * self._buckets // parts, (part + 1) * self._buckets // parts):
-                at = HEADER + bucket * _BUCKET.size + 8 * SLOTS
+        for bucket in range(part * self._buckets // parts, (part + 1) * self._buckets // parts):
+            at = HEADER + bucket * _BUCKET.size + 8 * SLOTS
+            with self._mutexes[bucket % STRIPES]:
                 times = _TIMES.unpack_from(self._map, at)
                 if min(times) >= before:  # full of recent claims, as under load: nothing to do
                     continue
@@ -180,7 +185,8 @@ class ClaimTable:
         return swept
 
     def close(self) -> None:
-        self._mutex.close()
+        for mutex in self._mutexes:
+            mutex.close()
         self._map.close()
         os.close(self._fd)  # and with it this process's flock
 
@@ -203,7 +209,7 @@ class ClaimTable:
                 remembered,
             )
 
-    def _open(self) -> tuple[mmap.mmap, _RobustMutex]:
+    def _open(self) -> tuple[mmap.mmap, list[_RobustMutex]]:
         """Map the file; the first process to open it makes it ready under an
         exclusive flock, then every one holds a shared flock while it has it open."""
         try:
@@ -215,17 +221,21 @@ class ClaimTable:
             os.ftruncate(self._fd, 0)  # another layout, or a wreck: start empty
             os.ftruncate(self._fd, self._size)
             os.pwrite(self._fd, MAGIC, 0)
-        mapping = mmap.mmap(self._fd, self._size)
-        mutex = _RobustMutex(mapping)
-        mutex.make()
+        mapping, mutexes = self._map_file()
+        for mutex in mutexes:
+            mutex.make()
         fcntl.flock(self._fd, fcntl.LOCK_SH)
-        return mapping, mutex
+        return mapping, mutexes
 
-    def _attach(self) -> tuple[mmap.mmap, _RobustMutex]:
+    def _attach(self) -> tuple[mmap.mmap, list[_RobustMutex]]:
         if not self._laid_out():
             raise ClaimTableError(errno.EINVAL, f"{self.path} is in use with another layout")
+        return self._map_file()
+
+    def _map_file(self) -> tuple[mmap.mmap, list[_RobustMutex]]:
         mapping = mmap.mmap(self._fd, self._size)
-        return mapping, _RobustMutex(mapping)
+        stripes = range(MUTEX_AT, MUTEX_AT + STRIPES * MUTEX_SIZE, MUTEX_SIZE)
+        return mapping, [_RobustMutex(mapping, offset) for offset in stripes]
 
     def _laid_out(self) -> bool:
         return (

@@ -8,8 +8,10 @@ import multiprocessing
 import os
 import shutil
 import signal
+import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -17,19 +19,20 @@ from storage import DeliveryLedger, StorageError, Store
 from storage.claims import MAGIC, SLOTS, ClaimTable
 
 
-def _hold_the_mutex(path, claim: int, ready) -> None:
-    """A worker that claims `claim`, then dies (SIGKILL) while it holds the mutex."""
+def _hold_the_mutexes(path, claim: int, ready) -> None:
+    """A worker that claims `claim`, then dies (SIGKILL) while it holds every mutex."""
     table = ClaimTable(path)
     table.claim(claim, int(time.time()))
-    table._mutex.acquire()
+    for mutex in table._mutexes:
+        mutex.acquire()
     ready.set()
     time.sleep(60)
 
 
-def _killed_holding_the_mutex(path, claim: int) -> multiprocessing.Process:
+def _killed_holding_the_mutexes(path, claim: int) -> multiprocessing.Process:
     context = multiprocessing.get_context("spawn")
     ready = context.Event()
-    holder = context.Process(target=_hold_the_mutex, args=(path, claim, ready))
+    holder = context.Process(target=_hold_the_mutexes, args=(path, claim, ready))
     holder.start()
     assert ready.wait(30)
     return holder
@@ -45,11 +48,11 @@ def _within(seconds: float, work):
     return results[0]
 
 
-def test_a_worker_killed_holding_the_mutex_blocks_nobody(tmp_path):
+def test_a_worker_killed_holding_the_mutexes_blocks_nobody(tmp_path):
     path = tmp_path / "claims"
     table = ClaimTable(path)  # open before and after the holder dies: its mutex stays
     try:
-        holder = _killed_holding_the_mutex(path, 5)
+        holder = _killed_holding_the_mutexes(path, 5)
         os.kill(holder.pid, signal.SIGKILL)
         holder.join(30)
         now = int(time.time())
@@ -61,7 +64,7 @@ def test_a_worker_killed_holding_the_mutex_blocks_nobody(tmp_path):
 
 def test_a_mutex_held_when_the_host_went_down_is_made_anew(tmp_path):
     path, rebooted = tmp_path / "claims", tmp_path / "claims-after-reboot"
-    holder = _killed_holding_the_mutex(path, 5)
+    holder = _killed_holding_the_mutexes(path, 5)
     try:
         shutil.copyfile(path, rebooted)  # the file as a power cut leaves it: held, owner gone
     finally:
@@ -141,3 +144,22 @@ def test_the_claims_of_an_id_that_equals_a_time_are_not_mixed_up(tmp_path):
         assert table.claim(0, now + 1) == now
     finally:
         table.close()
+
+
+def test_threads_of_two_tables_on_one_file_claim_each_delivery_once(tmp_path):
+    tables = [ClaimTable(tmp_path / "claims", buckets=64) for _ in range(2)]
+    now = int(time.time())
+
+    def claim_all(table: ClaimTable) -> list[int]:
+        return [d for d in range(500) if table.claim(d * 7919, now) is None]
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # the GIL changes hands inside claims, while mutexes are held
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            won = [d for claimed in pool.map(claim_all, tables * 8) for d in claimed]
+    finally:
+        sys.setswitchinterval(interval)
+        for table in tables:
+            table.close()
+    assert sorted(won) == list(range(500))
