@@ -12,9 +12,11 @@ every other process's write and, under load, more in context switches than in
 work.
 
 The table holds `buckets * SLOTS` deliveries, each a delivery id and the second
-it was claimed; a delivery always goes to the same bucket. Old deliveries are
-swept slice by slice. When a bucket is full, its oldest delivery makes room and
-a warning says how long deliveries are remembered under that load.
+it was claimed. A delivery has two buckets under one mutex and goes to the one
+with more room (two choices even out the buckets' loads: one choice let some
+fill at four times the mean rate). Old deliveries are swept slice by slice. When
+both buckets are full, the older of their oldest deliveries makes room, and a
+warning says how long deliveries are remembered under that load.
 
 The file holds claims only. After a crash it may keep some stale ones or lose
 the last ones, as the ledger's SQLite file written without fsync would. Every
@@ -39,7 +41,7 @@ log = logging.getLogger(__name__)
 
 SLOTS = 16  # deliveries per bucket
 BUCKETS = 2**16  # 1,048,576 deliveries in 12 MiB
-STRIPES = 64  # mutexes: bucket b is guarded by mutex b % STRIPES
+STRIPES = 64  # mutexes: bucket b is guarded by mutex b % STRIPES (both of a delivery's)
 MUTEX_AT, MUTEX_SIZE = 4096, 64  # the mutexes fill the header's second page
 HEADER = MUTEX_AT + STRIPES * MUTEX_SIZE  # the layout's magic at 0
 MAGIC = b"wechat-claims/2\n"  # the layout's version: another one makes the file anew
@@ -127,6 +129,14 @@ class _RobustMutex:
         del self._memory  # the mapping can only be closed once nothing points into it
 
 
+def _claimed_at(slots: tuple[int, ...], delivery: int) -> int:
+    """When `delivery` was claimed in this bucket, 0 if it is not there."""
+    for slot in range(SLOTS):
+        if slots[slot] == delivery and slots[SLOTS + slot]:
+            return slots[SLOTS + slot]
+    return 0
+
+
 def _check(result: int) -> None:
     if result:
         raise ClaimTableError(result, f"claims mutex: {os.strerror(result)}")
@@ -141,6 +151,10 @@ class ClaimTable:
             raise ClaimTableError(errno.ENOSYS, "no robust process-shared mutex on this system")
         self.path = path
         self._buckets = buckets
+        self._stripes = min(STRIPES, buckets)
+        if buckets % self._stripes:
+            raise ValueError(f"{buckets} buckets do not fill {STRIPES} stripes evenly")
+        self._rows = buckets // self._stripes
         self._size = HEADER + buckets * _BUCKET.size
         self._swept_before = 0
         self._warned_at = -WARN_EVERY
@@ -152,15 +166,17 @@ class ClaimTable:
             raise
 
     def claim(self, delivery: int, now: int) -> int | None:
-        bucket = delivery % self._buckets
-        at = HEADER + bucket * _BUCKET.size
-        with self._mutexes[bucket % STRIPES]:
-            slots = _BUCKET.unpack_from(self._map, at)
-            if delivery in slots:  # the rare case: a copy (or an id equal to some time)
-                for slot in range(SLOTS):
-                    if slots[slot] == delivery and slots[SLOTS + slot]:
-                        return slots[SLOTS + slot]
-            slot = self._room(slots[SLOTS:], now)
+        stripe, rest = delivery % self._stripes, delivery // self._stripes
+        first = HEADER + (rest % self._rows * self._stripes + stripe) * _BUCKET.size
+        second = HEADER + (rest // self._rows % self._rows * self._stripes + stripe) * _BUCKET.size
+        with self._mutexes[stripe]:
+            one = _BUCKET.unpack_from(self._map, first)
+            two = _BUCKET.unpack_from(self._map, second)  # maybe the same bucket
+            if delivery in one or delivery in two:  # rare: a copy (or an id equal to a time)
+                claimed_at = _claimed_at(one, delivery) or _claimed_at(two, delivery)
+                if claimed_at:
+                    return claimed_at
+            at, slot = self._room(first, one[SLOTS:], second, two[SLOTS:], now)
             _ID.pack_into(self._map, at + 8 * slot, delivery)
             _TIME.pack_into(self._map, at + 8 * SLOTS + 4 * slot, now)
         return None
@@ -190,14 +206,18 @@ class ClaimTable:
         self._map.close()
         os.close(self._fd)  # and with it this process's flock
 
-    def _room(self, times: tuple[int, ...], now: int) -> int:
-        """A free slot, or the oldest delivery's when the bucket is full."""
-        if 0 in times:
-            return times.index(0)
+    def _room(self, first: int, one: tuple, second: int, two: tuple, now: int) -> tuple[int, int]:
+        """(bucket, slot) for a new delivery, given two buckets' claim times: a free
+        slot in the bucket with more of them; when both are full, the older of their
+        oldest deliveries makes room."""
+        free_one, free_two = one.count(0), two.count(0)
+        if free_one or free_two:
+            return (first, one.index(0)) if free_one >= free_two else (second, two.index(0))
+        at, times = (first, one) if min(one) <= min(two) else (second, two)
         oldest = min(times)
         if oldest >= self._swept_before:  # not old enough to be swept: forgotten early
             self._warn_full(now - oldest)
-        return times.index(oldest)
+        return at, times.index(oldest)
 
     def _warn_full(self, remembered: int) -> None:
         if time.monotonic() - self._warned_at >= WARN_EVERY:

@@ -17,6 +17,7 @@ import pytest
 
 from storage import DeliveryLedger, StorageError, Store
 from storage.claims import MAGIC, SLOTS, ClaimTable
+from storage.deliveries import delivery_id
 
 
 def _hold_the_mutexes(path, claim: int, ready) -> None:
@@ -117,6 +118,25 @@ def test_a_full_bucket_forgets_its_oldest_delivery_and_says_so(tmp_path, caplog)
         assert [table.claim(d, now) for d in range(3, SLOTS + 2)] == [
             *(now - 100 + d for d in range(3, SLOTS + 1)),
             now,
+        ]
+    finally:
+        table.close()
+
+
+def test_a_full_table_forgets_old_deliveries_first(tmp_path, caplog):
+    """Two buckets to choose from keep the buckets evenly loaded: with one, some
+    filled so fast that their deliveries were forgotten after 0.4 of the mean time."""
+    table = ClaimTable(tmp_path / "claims", buckets=256)
+    capacity = 256 * SLOTS
+    deliveries = [delivery_id(f"m:{i}") for i in range(3 * capacity)]
+    start = int(time.time()) - len(deliveries)
+    try:
+        with caplog.at_level(logging.ERROR, logger="storage.claims"):  # full, as meant
+            for second, delivery in enumerate(deliveries):
+                table.claim(delivery, start + second)
+        recent = range(len(deliveries) - capacity // 2, len(deliveries))
+        assert [table.claim(deliveries[i], start + len(deliveries)) for i in recent] == [
+            start + i for i in recent
         ]
     finally:
         table.close()
