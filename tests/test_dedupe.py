@@ -213,11 +213,16 @@ def test_recent_answers_are_kept_within_a_byte_budget(db_url):
         forgetful.close()
 
 
+def _drop_the_ledger_table(store: Store) -> None:
+    """The database fails every ledger statement from now on."""
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP TABLE deliveries"))
+
+
 def test_a_database_failure_still_answers(db_url):
     store = Store.from_url(db_url)
     guard = RetryGuard(DeliveryLedger(store.engine, shared_memory=False), SKEW)
-    with store.engine.begin() as conn:
-        conn.execute(text("DROP TABLE deliveries"))
+    _drop_the_ledger_table(store)
     try:
         assert guard.run("m:1", lambda: b"<xml>still here</xml>") == b"<xml>still here</xml>"
         assert guard.run("m:1", lambda: b"<xml>again</xml>") == b"<xml>still here</xml>"
@@ -230,8 +235,7 @@ def test_without_the_database_a_copy_in_another_process_runs_nothing(tmp_path):
     url = f"sqlite:///{tmp_path / 'broken.sqlite3'}"
     store = Store.from_url(url)
     first, second = (RetryGuard(DeliveryLedger(store.engine), SKEW) for _ in range(2))
-    with store.engine.begin() as conn:
-        conn.execute(text("DROP TABLE deliveries"))
+    _drop_the_ledger_table(store)
     try:
         assert first.run("m:1", lambda: b"<xml>first</xml>") == b"<xml>first</xml>"
         assert second.run("m:1", lambda: b"<xml>second run</xml>") == NO_REPLY
