@@ -5,8 +5,9 @@ signed and carrying a fresh MsgId, ours against WeRoBot at its fastest.
                                        [--workers 2] [--threads 4] [--only ours]
 
 Needs Debian's `wrk` and `gunicorn` (requirements-dev.txt). Prints, per
-contender: requests/s, p50, p99, errors, and the peak RSS of each worker
-(sampled every second, so memory growth under sustained load shows).
+contender: requests/s, p50, p99, errors, CPU time per request, and each
+worker's RSS: at its peak, and before and after the load (sampled every second,
+so memory growth under sustained load shows).
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ class Gunicorn:
         self.timeline: list[int] = []  # the largest worker's RSS (KiB), once a second
         self._stop = threading.Event()
         self._wait_ready()
+        self.before = {pid: rss_kib(pid) for pid in self.workers()}  # RSS before any load
+        self.last: dict[int, int] = {}
         self._sampler = threading.Thread(target=self._sample, daemon=True)
         self._sampler.start()
 
@@ -100,6 +103,7 @@ class Gunicorn:
     def _sample(self) -> None:
         while not self._stop.wait(1.0):
             sizes = {pid: rss_kib(pid) for pid in self.workers()}
+            self.last = sizes
             for pid, size in sizes.items():
                 self.peak[pid] = max(self.peak.get(pid, 0), size)
             self.timeline.append(max(sizes.values(), default=0))
@@ -172,6 +176,10 @@ def measure(name: str, args: argparse.Namespace, tmp: Path) -> dict:
     result["busiest_worker_cpu_share"] = max(per_worker) / cpu if cpu else 0.0
     result["peak_rss_mib"] = [round(kib / 1024, 1) for kib in server.peak.values()]
     result["rss_mib_every_10s"] = [round(kib / 1024) for kib in server.timeline[::10]]
+    result["rss_mib_before_after"] = [
+        (round(kib / 1024, 1), round(server.last.get(pid, 0) / 1024, 1))
+        for pid, kib in server.before.items()
+    ]
     return result
 
 
@@ -216,6 +224,8 @@ def main() -> None:
         )
     for name, r in results.items():
         print(f"{name} RSS of the largest worker every 10 s (MiB): {r['rss_mib_every_10s']}")
+        print(f"{name} RSS of each worker before → after the load (MiB): ", end="")
+        print(", ".join(f"{before} → {after}" for before, after in r["rss_mib_before_after"]))
     if "werobot" in results and "ours" in results:
         print(f"ours / werobot: {results['ours']['rps'] / results['werobot']['rps']:.2f}x")
 

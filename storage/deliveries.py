@@ -1,25 +1,29 @@
 """Claims on WeChat deliveries, shared by every thread, process and instance
-that uses one database: the row that makes "run the handlers once" hold across
-gunicorn workers on one SQLite file and across instances on one PostgreSQL.
+that uses one ledger: what makes "run the handlers once" hold across gunicorn
+workers on one SQLite file and across instances on one PostgreSQL.
 
-The claim is the message path's only write, so it bypasses SQLAlchemy's
-per-statement machinery: one raw DBAPI connection per process in autocommit and
-one INSERT … ON CONFLICT DO NOTHING per delivery. The first copy inserts the
-row; a later copy marks it `wanted`, and only then does the winner write its
-answer down (off the message path, in batches). Reads never block writers (WAL
-on SQLite, MVCC on PostgreSQL).
+The claim is on the message path for every message, so it is as cheap as each
+database allows. With PostgreSQL it is one INSERT … ON CONFLICT DO NOTHING per
+delivery on a raw DBAPI connection in autocommit, bypassing SQLAlchemy's
+per-statement machinery. With SQLite, whose processes are always on one host,
+it is a table in memory those processes share (storage/claims.py), and the
+message path writes nothing to the file. Either way the first copy wins; a
+later copy marks the delivery `wanted` in the database, and only then does the
+winner write its answer down (off the message path, in batches). Reads never
+block writers (WAL on SQLite, MVCC on PostgreSQL).
 
-The table is clustered on its key and has no index on time: a second index
-would double every claim's page writes. Old rows are swept instead, one slice of
-the key space at a time, so the write lock is only ever held briefly.
+The database table is clustered on its key and has no index on time: a second
+index would double every claim's page writes. Old rows are swept instead, one
+slice of the key space at a time, so the write lock is only ever held briefly.
 
 Its rows matter for minutes, not forever, so it trades durability for speed.
 With SQLite it lives in a file of its own beside the store's (`bot.sqlite3` →
-`bot.deliveries.sqlite3`) written without fsync, which the store's followers and
-tokens never share; an unreadable ledger file is replaced at start, and its table
-is made there with create_all, unversioned: a throwaway file needs no migration.
-With PostgreSQL it is a table of the same database, committed asynchronously, and
-versioned with the store's other tables (storage/migrations).
+`bot.deliveries.sqlite3`, and the shared claims in `bot.deliveries.sqlite3-claims`)
+written without fsync, which the store's followers and tokens never share; an
+unreadable ledger file is replaced at start, and its table is made there with
+create_all, unversioned: a throwaway file needs no migration. With PostgreSQL it
+is a table of the same database, committed asynchronously, and versioned with
+the store's other tables (storage/migrations).
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from storage.claims import AVAILABLE as SHARED_MEMORY
+from storage.claims import ClaimTable
 from storage.schema import ledger_metadata
 from storage.store import StorageError, create_store_engine, error_reason
 
@@ -60,6 +66,8 @@ def _statements(p: str) -> dict[str, str]:
         "claim": "INSERT INTO deliveries (id, claimed_at, wanted) "  # noqa: S608
         f"VALUES ({p}, {p}, FALSE) ON CONFLICT (id) DO NOTHING",
         "want": f"UPDATE deliveries SET wanted = TRUE WHERE id = {p} RETURNING claimed_at",  # noqa: S608
+        "mark": "INSERT INTO deliveries (id, claimed_at, wanted) "  # noqa: S608
+        f"VALUES ({p}, {p}, TRUE) ON CONFLICT (id) DO UPDATE SET wanted = TRUE",
         "wanted": f"SELECT id FROM deliveries WHERE wanted AND claimed_at >= {p}",  # noqa: S608
         "answer": f"SELECT answer FROM deliveries WHERE id = {p}",  # noqa: S608
         "save": f"UPDATE deliveries SET answer = {p} WHERE id = {p}",  # noqa: S608
@@ -90,9 +98,11 @@ class DeliveryLedger:
                 leftover.unlink(missing_ok=True)
             return cls(create_store_engine(f"sqlite:///{ledger_path}"))
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, shared_memory: bool = SHARED_MEMORY) -> None:
         """A ledger on `engine`: on PostgreSQL its table comes with the store's
-        migrations; a SQLite file of its own gets it here."""
+        migrations; a SQLite file of its own gets it here. With SQLite, claims go
+        to a table in shared memory beside the file (unless `shared_memory` is
+        False, or the system has none): see above."""
         self._engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
         self._sql = _statements("?" if engine.dialect.paramstyle == "qmark" else "%s")
@@ -100,6 +110,7 @@ class DeliveryLedger:
         self._lock = threading.Lock()
         if self._sqlite:
             self._create_table()
+        self._claims = self._claim_table() if self._sqlite and shared_memory else None
 
     def _create_table(self) -> None:
         """Under SQLite's write lock, so that workers starting together create it once."""
@@ -111,7 +122,19 @@ class DeliveryLedger:
 
     def claim(self, delivery: int, now: int) -> int | None:
         """None for the first copy of `delivery` (a delivery_id) anywhere on this
-        database. A later copy marks it wanted and gets when the first claimed it."""
+        ledger. A later copy marks it wanted and gets when the first claimed it."""
+        if self._claims is None:
+            return self._run(self._insert(delivery, now))
+        claimed_at = self._claims.claim(delivery, now)
+        if claimed_at is not None:
+            # a copy: the winner's flusher sees the mark and saves its answer. If the
+            # mark fails, the copy waits for an answer in vain and gets `success`.
+            with contextlib.suppress(StorageError):
+                self._run(lambda c: c.execute(self._sql["mark"], (delivery, claimed_at)))
+        return claimed_at
+
+    def _insert(self, delivery: int, now: int) -> Callable[[Any], int | None]:
+        """The claim as the database decides it (PostgreSQL; SQLite without shared memory)."""
 
         def insert(cursor) -> int | None:
             cursor.execute(self._sql["claim"], (delivery, now))
@@ -121,7 +144,7 @@ class DeliveryLedger:
             row = cursor.fetchone()
             return row[0] if row else 0  # swept in between: claimed long ago
 
-        return self._run(insert)
+        return insert
 
     def wanted(self, since: int) -> set[int]:
         """The deliveries claimed at `since` or later whose answer a later copy
@@ -150,10 +173,13 @@ class DeliveryLedger:
 
     def sweep(self, before: int, part: int) -> int:
         """Delete the deliveries claimed before `before` in slice `part` (mod SLICES)
-        of the key space; calling it for every part in turn sweeps the whole table."""
+        of the key space; calling it for every part in turn sweeps the whole ledger."""
         low = -(2**63) + (part % SLICES) * _SLICE
         high = 2**63 - 1 if part % SLICES == SLICES - 1 else low + _SLICE - 1
-        return self._run(lambda c: c.execute(self._sql["sweep"], (low, high, before)).rowcount)
+        swept = self._claims.sweep(before, part, SLICES) if self._claims else 0
+        return swept + self._run(
+            lambda c: c.execute(self._sql["sweep"], (low, high, before)).rowcount
+        )
 
     def checkpoint(self, limit: int = WAL_LIMIT) -> None:
         """SQLite: empty the write-ahead log once it has outgrown `limit` bytes.
@@ -169,8 +195,17 @@ class DeliveryLedger:
     def close(self) -> None:
         with self._lock:
             self._drop()
+        if self._claims is not None:
+            self._claims.close()
         if self._sqlite:
             self._engine.dispose()  # the ledger's own engine
+
+    def _claim_table(self) -> ClaimTable:
+        path = Path(f"{self._engine.url.database}-claims")
+        try:
+            return ClaimTable(path)
+        except OSError as exc:
+            raise StorageError(f"delivery ledger: cannot share claims in {path}: {exc}") from None
 
     def _run(self, work: Callable[[Any], T]) -> T:
         deadline = time.monotonic() + BUSY_DEADLINE

@@ -29,24 +29,34 @@ SKEW = 300  # wechat.max_clock_skew
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
 
 
-def _ledger(url: str) -> DeliveryLedger:
-    return DeliveryLedger(Store.from_url(url).engine)
+def _ledger(url: str, shared_memory: bool = True) -> DeliveryLedger:
+    """With SQLite, claims in shared memory (the default) or in the database."""
+    return DeliveryLedger(Store.from_url(url).engine, shared_memory)
 
 
-def _claim_all(url: str, keys: list[str], barrier, results) -> None:
-    ledger = _ledger(url)
+def _claim_all(url: str, shared_memory: bool, keys: list[str], barrier, results) -> None:
+    ledger = _ledger(url, shared_memory)
     barrier.wait(timeout=60)  # a worker that failed to start must not hang the rest
     now = int(time.time())
     results.put([key for key in keys if ledger.claim(delivery_id(key), now) is None])
 
 
 def test_each_delivery_is_claimed_once_among_processes(db_url):
-    Store.from_url(db_url).close()
+    _claimed_once_among_processes(db_url, shared_memory=True)
+
+
+def test_without_shared_memory_sqlite_claims_each_delivery_once(tmp_path):
+    _claimed_once_among_processes(f"sqlite:///{tmp_path / 'claims.sqlite3'}", shared_memory=False)
+
+
+def _claimed_once_among_processes(url: str, shared_memory: bool) -> None:
+    Store.from_url(url).close()
     keys = [f"m:{i}" for i in range(200)]
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(4), context.Queue()
     workers = [
-        context.Process(target=_claim_all, args=(db_url, keys, barrier, results)) for _ in range(4)
+        context.Process(target=_claim_all, args=(url, shared_memory, keys, barrier, results))
+        for _ in range(4)
     ]
     for worker in workers:
         worker.start()
@@ -87,13 +97,14 @@ def test_an_overgrown_write_ahead_log_is_emptied(tmp_path):
     ledger = _ledger(f"sqlite:///{path}")
     for i in range(100):
         ledger.claim(i, int(time.time()))
+        ledger.claim(i, int(time.time()))  # a copy: the database learns it is wanted
     wal = Path(f"{path}-wal")
     assert wal.stat().st_size > 0
     ledger.checkpoint(limit=wal.stat().st_size + 1)  # not outgrown yet
     assert wal.stat().st_size > 0
     ledger.checkpoint(limit=0)
     assert wal.stat().st_size == 0
-    assert ledger.claim(1, int(time.time())) is not None  # nothing lost
+    assert ledger.wanted(since=0) == set(range(100))  # nothing lost
 
 
 @pytest.mark.backends("sqlite")
@@ -202,16 +213,35 @@ def test_recent_answers_are_kept_within_a_byte_budget(db_url):
         forgetful.close()
 
 
-def test_a_database_failure_still_answers(db_url):
-    store = Store.from_url(db_url)
-    guard = RetryGuard(DeliveryLedger(store.engine), SKEW)
+def _drop_the_ledger_table(store: Store) -> None:
+    """The database fails every ledger statement from now on."""
     with store.engine.begin() as conn:
         conn.execute(text("DROP TABLE deliveries"))
+
+
+def test_a_database_failure_still_answers(db_url):
+    store = Store.from_url(db_url)
+    guard = RetryGuard(DeliveryLedger(store.engine, shared_memory=False), SKEW)
+    _drop_the_ledger_table(store)
     try:
         assert guard.run("m:1", lambda: b"<xml>still here</xml>") == b"<xml>still here</xml>"
         assert guard.run("m:1", lambda: b"<xml>again</xml>") == b"<xml>still here</xml>"
     finally:
         guard.close()
+
+
+def test_without_the_database_a_copy_in_another_process_runs_nothing(tmp_path):
+    """Claims in shared memory still hold; only the first answer cannot be handed on."""
+    url = f"sqlite:///{tmp_path / 'broken.sqlite3'}"
+    store = Store.from_url(url)
+    first, second = (RetryGuard(DeliveryLedger(store.engine), SKEW) for _ in range(2))
+    _drop_the_ledger_table(store)
+    try:
+        assert first.run("m:1", lambda: b"<xml>first</xml>") == b"<xml>first</xml>"
+        assert second.run("m:1", lambda: b"<xml>second run</xml>") == NO_REPLY
+    finally:
+        first.close()
+        second.close()
 
 
 def test_a_copy_gives_up_with_success_when_the_first_never_answers(db_url):

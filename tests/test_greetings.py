@@ -106,3 +106,7 @@ def test_a_database_outage_still_answers_with_the_link(sim, bot, follower):
         conn.execute(text("ALTER TABLE followers RENAME TO followers_elsewhere"))
     content = follower.say()["Content"]
     assert content.startswith("你好！\n") and len(anchors(content)) == 1
+    with bot.app.store.engine.begin() as conn:  # back: the next reply greets by name again
+        conn.execute(text("ALTER TABLE followers_elsewhere RENAME TO followers"))
+    nickname = sim.followers[follower.openid].nickname
+    assert all(follower.say()["Content"].startswith(nickname) for _ in range(8))

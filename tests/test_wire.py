@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import re
 import time
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 import pytest
 import requests
+from hypothesis import given
+from hypothesis import strategies as st
 
+from oauth import StateSigner
 from tests.conftest import ANCHOR, APP_ID, TOKEN
 from wechat.replies import cdata, text_reply
+from wechat.server import _query
 from wechat.signature import sign
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "wechat-crypto.json").read_text("utf-8"))
@@ -80,6 +85,24 @@ def test_every_link_has_a_fresh_state(sim, bot):
     assert len(links) == 3
 
 
+def _issue_one(signer: StateSigner, results) -> None:
+    results.put(signer.issue())
+
+
+def test_a_forked_worker_never_repeats_its_parents_states():
+    """States take their randomness from a pool: a forked child must not inherit it."""
+    signer = StateSigner(b"k" * 32, ttl=3600)
+    signer.issue()  # the parent's pool is filled
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=_issue_one, args=(signer, results))
+    child.start()
+    in_child = results.get(timeout=30)
+    child.join(30)
+    in_parent = signer.issue()
+    assert in_child[8:32] != in_parent[8:32]  # the random part (after the issue time)
+
+
 def test_subscribe_gets_welcome_with_link(sim, bot):
     reply = sim.push(sim.default_openid, type="event", event="subscribe")["reply"]
     assert "感谢关注" in reply["Content"]
@@ -143,3 +166,18 @@ def test_cdata_splits_its_terminator():
 
     assert etree.fromstring(xml.encode()).findtext("Content") == "a]]>b<c>"
     assert cdata("]]>") == "<![CDATA[]]]]><![CDATA[>]]>"
+
+
+def test_a_percent_encoded_query_is_unquoted(bot):
+    query = signed_query()
+    signature = query["signature"]
+    spelled = f"%{ord(signature[0]):02x}{signature[1:]}"  # its first character as %XX
+    raw = f"signature={spelled}&timestamp={query['timestamp']}&nonce={query['nonce']}"
+    answer = requests.post(f"{bot.wechat_url}?{raw}", data=text_xml().encode(), timeout=5)
+    assert answer.status_code == 200
+    assert ANCHOR.search(answer.text)
+
+
+@given(st.text(alphabet="ab=&%+2 \u4f60", max_size=40))
+def test_the_query_is_read_as_parse_qsl_reads_it(text):
+    assert _query(text) == dict(parse_qsl(text))

@@ -6,10 +6,11 @@ handlers once per delivery and gives the other copies the first answer, or
 - Copies inside one process meet in memory: a later one waits for the first, or
   finds its answer among the recent ones.
 - Copies in different processes (gunicorn workers, instances) meet in the
-  database: the ledger's claim, one INSERT, decides who runs the handlers. A
-  losing copy marks the delivery wanted and polls; the winner's flusher sees the
-  mark and saves its answer. An answer nobody asked for is never written, so a
-  message costs one write.
+  ledger: its claim decides who runs the handlers (with SQLite in memory the
+  host's processes share, with PostgreSQL one INSERT). A losing copy marks the
+  delivery wanted in the database and polls; the winner's flusher sees the mark
+  and saves its answer. An answer nobody asked for is never written, so a
+  message costs no database write with SQLite and one with PostgreSQL.
 
 Memory holds the deliveries in flight and the answers of WeChat's retry span,
 within a byte budget: flat however long the load lasts.
