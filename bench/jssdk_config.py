@@ -12,13 +12,13 @@ import argparse
 import io
 import sys
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import config as settings
+from bench.in_process import rate
 from bot import Bot
 from simulator import Simulator
 
@@ -39,17 +39,6 @@ def environ(number: int) -> dict:
     }
 
 
-def rate(app: Bot, seconds: float) -> float:
-    def start_response(status, headers, exc_info=None):
-        assert status.startswith("200"), status
-
-    count, deadline = 0, time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        assert b"signature" in b"".join(app(environ(count), start_response))
-        count += 1
-    return count / seconds
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=3.0)
@@ -65,7 +54,7 @@ def main() -> None:
         }
         bot = Bot(settings.load(empty, variables))
         try:
-            signed = rate(bot, seconds)
+            signed = rate(bot, environ, b"signature", seconds)
         finally:
             bot.close()
         asked = sim.calls.paths()

@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import config as settings
 from bench.contenders import TOKEN, werobot_bare
+from bench.in_process import rate
 from bot import Bot
 from wechat.signature import sign
 
@@ -52,18 +53,6 @@ def push_environ(path: str) -> dict:
     }
 
 
-def rate(app, path: str, seconds: float) -> float:
-    def start_response(status, headers, exc_info=None):
-        assert status.startswith("200"), status
-
-    count, deadline = 0, time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        body = b"".join(app(push_environ(path), start_response))
-        assert b"<xml>" in body
-        count += 1
-    return count / seconds
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=3.0)
@@ -74,8 +63,8 @@ def main() -> None:
         environ = {"BOT_WECHAT_TOKEN": TOKEN, "BOT_STORAGE_URL": f"sqlite:///{tmp}/bench.sqlite3"}
         ours = Bot(settings.load(empty, environ))
         try:
-            bare = rate(werobot_bare, "/", seconds)
-            bot = rate(ours, "/wechat", seconds)
+            bare = rate(werobot_bare, lambda _: push_environ("/"), b"<xml>", seconds)
+            bot = rate(ours, lambda _: push_environ("/wechat"), b"<xml>", seconds)
         finally:
             ours.close()
     print(f"bare WeRoBot (no session): {bare:8.0f} messages/s")
