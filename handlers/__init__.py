@@ -1,8 +1,9 @@
 """Message handlers, registered in WeRoBot's handler registry.
 
 Each returns the reply text; the message server renders it. Building a reply costs
-one HMAC (a fresh signed state) and one primary-key read (to greet a follower who has
-authorized by name), and writes nothing, which keeps the message path fast.
+one HMAC (a fresh signed state) and at most one primary-key read (to greet a follower
+who has authorized by name; kept in memory until a follower changes), and writes
+nothing, which keeps the message path fast.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -38,9 +39,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from storage.changes import ChangeCounter, UntilChanged
 from storage.migrate import UnknownRevision, Upgrade, upgrade
 from storage.schema import account_tokens, followers, oauth_states, sessions, sign_in_destinations
 
+log = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # A claim still open this long after it was made belongs to a request that died
 # mid-exchange (WeChat calls time out well before); a new request may take it over.
@@ -159,6 +162,7 @@ class Store:
                 self.migrated: Upgrade = upgrade(conn)  # what opening it applied
         except UnknownRevision as exc:
             raise StorageError(str(exc)) from None
+        self._known = _acquaintances(engine)
 
     @classmethod
     def from_url(cls, url: str, base_dir: Path | None = None) -> Store:
@@ -175,6 +179,8 @@ class Store:
         for reader in readers:
             with contextlib.suppress(Exception):  # broken already: nothing left to release
                 reader.close()
+        if self._known is not None:
+            self._known.close()
         self.engine.dispose()
 
     @contextmanager
@@ -188,6 +194,15 @@ class Store:
         except SQLAlchemyError as exc:
             reason = error_reason(exc, self.engine.url.password)
             raise StorageError(f"storage write failed: {reason}") from None
+
+    @contextmanager
+    def _write_follower(self) -> Iterator[Connection]:
+        """A write to followers' rows (but their refresh lease): every process's
+        greetings read them again once it is committed."""
+        with self._write() as conn:
+            yield conn
+        if self._known is not None:
+            self._known.changed()
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -216,12 +231,18 @@ class Store:
     def acquaintance(self, openid: str) -> Acquaintance | None:
         """The little a reply needs about `openid`, None for a follower never authorized.
 
-        The message path runs this for every push, so it is one statement on the
-        thread's own DBAPI connection in autocommit: SQLAlchemy's Connection (events,
-        BEGIN, ROLLBACK) would cost several times the lookup itself (about 50 µs
-        against 8 µs on SQLite), and a pool's checkout and reset per push, under
-        gunicorn's threads, about as much as the rest of the bot's message path.
-        """
+        The message path runs this for every push: with SQLite, each process keeps
+        what it read until a write to any follower (storage/changes.py)."""
+        if self._known is None:
+            return self._read_acquaintance(openid)
+        return self._known.get(openid, self._read_acquaintance)
+
+    def _read_acquaintance(self, openid: str) -> Acquaintance | None:
+        """One statement on the thread's own DBAPI connection in autocommit:
+        SQLAlchemy's Connection (events, BEGIN, ROLLBACK) would cost several times
+        the lookup itself (about 50 µs against 8 µs on SQLite), and a pool's checkout
+        and reset per push, under gunicorn's threads, about as much as the rest of
+        the bot's message path."""
         args = (openid,) if self._acquaintance.positional else {"openid": openid}
         try:
             cursor = self._thread_reader().cursor()
@@ -268,7 +289,7 @@ class Store:
         return [_follower(row) for row in rows]
 
     def save_follower(self, follower: Follower) -> None:
-        with self._write() as conn:
+        with self._write_follower() as conn:
             self._upsert_follower(conn, follower)
 
     def begin_refresh(self, follower: Follower, until: int) -> bool:
@@ -298,7 +319,7 @@ class Store:
         """Store the tokens (and scope) WeChat just issued in place of the access token
         `replacing` holds, and end the refresh; the rest of the row stays as it is.
         Tokens stored since (a new authorization) are newer and stay."""
-        with self._write() as conn:
+        with self._write_follower() as conn:
             conn.execute(
                 update(followers)
                 .where(_holds(replacing))
@@ -315,7 +336,7 @@ class Store:
     def save_profile(self, follower: Follower) -> None:
         """Store the profile WeChat just answered (nickname, avatar, unionid); the
         tokens and the re-authorization mark stay as stored, whoever changed them since."""
-        with self._write() as conn:
+        with self._write_follower() as conn:
             conn.execute(
                 update(followers)
                 .where(followers.c.openid == follower.openid)
@@ -329,7 +350,7 @@ class Store:
             )
 
     def mark_needs_reauth(self, openid: str) -> None:
-        with self._write() as conn:
+        with self._write_follower() as conn:
             conn.execute(
                 update(followers)
                 .where(followers.c.openid == openid)
@@ -396,7 +417,7 @@ class Store:
 
     def complete_authorization(self, state: str, follower: Follower) -> None:
         """Store the follower and close the state in one transaction: all or nothing."""
-        with self._write() as conn:
+        with self._write_follower() as conn:
             self._upsert_follower(conn, follower)
             conn.execute(
                 update(oauth_states)
@@ -476,6 +497,19 @@ class Store:
     def delete_session(self, session_id: str) -> None:
         with self._write() as conn:
             conn.execute(delete(sessions).where(sessions.c.id == session_id))
+
+
+def _acquaintances(engine: Engine) -> UntilChanged[str, Acquaintance | None] | None:
+    """What greetings read, kept until a follower changes: with a SQLite file only."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    path = Path(f"{database}-changes")
+    try:
+        return UntilChanged(ChangeCounter(path))
+    except OSError as exc:  # greetings read the database every time: slower, as correct
+        log.warning("greetings cannot share %s (%s): reading followers for every push", path, exc)
+        return None
 
 
 def _holds(follower: Follower) -> ColumnElement[bool]:

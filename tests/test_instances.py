@@ -90,6 +90,18 @@ def test_a_follower_authorized_on_one_is_known_on_the_other(sim, instances):
     assert nickname in page.content.decode("utf-8")
 
 
+def test_a_follower_authorized_on_one_is_greeted_by_name_on_the_other(sim, instances):
+    a, b = instances
+    openid = sim.default_openid
+    sim.bot_url = b.wechat_url
+    assert sim.push(openid, type="text", content="你好")["reply"]["Content"].startswith("你好！")
+    _signed_in(sim, openid, a)
+    sim.bot_url = b.wechat_url  # the next message lands on the instance that did not see it
+    nickname = sim.followers[openid].nickname
+    reply = sim.push(openid, type="text", content="你好")["reply"]["Content"]
+    assert reply.startswith(f"{nickname}，你好！")
+
+
 def test_a_state_used_on_one_is_refused_on_the_other(sim, instances):
     a, b = instances
     sim.bot_url = a.wechat_url

@@ -108,6 +108,25 @@ def test_concurrent_writers_lose_nothing(db_url):
     assert len(store.list_followers()) == 64
 
 
+def test_a_greeting_reads_what_another_process_wrote_last(db_url):
+    """Two stores on one database stand for two processes: a greeting read here is
+    read again after every write there that changes it."""
+    here, there = Store.from_url(db_url), Store.from_url(db_url)
+    assert here.acquaintance("o1") is None  # a stranger, as far as `here` knows
+    there.save_follower(_follower("o1", nickname="小明"))
+    assert here.acquaintance("o1").nickname == "小明"
+    follower = there.get_follower("o1")
+    follower.nickname = "张三"
+    there.save_profile(follower)
+    assert here.acquaintance("o1").nickname == "张三"
+    there.mark_needs_reauth("o1")
+    assert here.acquaintance("o1").lapsed
+    there.claim_state("s" * 64, "h", int(time.time()) + 600, 120)
+    there.complete_authorization("s" * 64, _follower("o1", nickname="李四"))
+    known = here.acquaintance("o1")
+    assert known.nickname == "李四" and not known.lapsed
+
+
 def test_werobot_sessions_live_in_the_store(db_url):
     sessions = StoreSessionStorage(Store.from_url(db_url))
     assert sessions[b"o1"] == {}
