@@ -3,6 +3,10 @@
 -- run are precomputed by the Python driver (wrk's Lua has no sha1).
 -- Environment: BENCH_PATH, BENCH_SIGS ("ts:sig,ts:sig,..." one per minute),
 -- BENCH_RUN (digits unique to the run, so no MsgId repeats across runs either).
+-- Pushes come from FOLLOWERS followers in turn, as a bot's load does, so per-follower
+-- work (a greeting's lookup) is not served from one warm entry.
+
+local FOLLOWERS = 1000
 
 local threads = {}
 local counter = 0
@@ -23,21 +27,22 @@ function init(args)
   wrk.headers["Content-Type"] = "text/xml"
 end
 
-local function signed_path()
+local function signed_path(openid)
   local now = os.time()
   local best = sigs[1]
   for _, pair in ipairs(sigs) do
     if pair[1] <= now then best = pair end
   end
   return os.getenv("BENCH_PATH") .. "?signature=" .. best[2] .. "&timestamp=" .. best[1]
-    .. "&nonce=1514711492&openid=o6_bmjrPTlm6_2sgVt7hMZOPfL2M", best[1]
+    .. "&nonce=1514711492&openid=" .. openid, best[1]
 end
 
 function request()
   counter = counter + 1
-  local path, ts = signed_path()
+  local openid = string.format("o6_bmjrPTlm6_2sgVt7hMZ%06d", (counter * 7 + id) % FOLLOWERS)
+  local path, ts = signed_path(openid)
   local body = "<xml><ToUserName><![CDATA[gh_bench]]></ToUserName>"
-    .. "<FromUserName><![CDATA[o6_bmjrPTlm6_2sgVt7hMZOPfL2M]]></FromUserName>"
+    .. "<FromUserName><![CDATA[" .. openid .. "]]></FromUserName>"
     .. "<CreateTime>" .. ts .. "</CreateTime><MsgType><![CDATA[text]]></MsgType>"
     .. "<Content><![CDATA[你好]]></Content><MsgId>" .. os.getenv("BENCH_RUN") .. string.format("%02d%010d", id, counter)
     .. "</MsgId></xml>"
