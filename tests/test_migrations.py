@@ -4,18 +4,22 @@ a database made before migrations upgraded with its rows, instances starting at 
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
+import sys
 import time
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, MetaData, func, inspect, select, text
 
 from storage import Store
+from storage.migrate import MIGRATIONS, latest
 from storage.schema import ledger_metadata, metadata
 from storage.store import create_store_engine
 from tests import legacy_schema as legacy
-from tests.conftest import write_config
+from tests.conftest import ROOT, write_config
 from tests.test_cli import run
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
@@ -122,6 +126,22 @@ def test_the_migrations_make_the_schema_the_code_declares(db_url):
     engine = Store.from_url(db_url).engine
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), _declared(engine)) == []
+
+
+def test_opening_an_up_to_date_database_leaves_alembic_unimported(tmp_path, db_url):
+    """Alembic costs every process about 10 MiB: only a pending step loads it."""
+    assert latest() == ScriptDirectory(str(MIGRATIONS)).get_current_head() == HEAD
+    probe = (
+        "import sys; from storage import Store; store = Store.from_url(sys.argv[1]); "
+        "print(store.migrated.applied, 'alembic' in sys.modules)"
+    )
+    opened = [
+        subprocess.run(  # a process of its own each: a fresh sys.modules
+            [sys.executable, "-c", probe, db_url], cwd=ROOT, capture_output=True, text=True
+        )
+        for _ in range(2)
+    ]
+    assert [done.stdout.strip() for done in opened] == [f"{STEPS} True", "() False"], opened
 
 
 def test_a_database_newer_than_the_code_is_refused_in_one_line(tmp_path, db_url):
