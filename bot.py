@@ -14,7 +14,6 @@ from pathlib import Path
 
 from werobot.robot import BaseRoBot
 
-import cli
 import config as settings
 import routes
 from handlers import Handlers
@@ -120,4 +119,6 @@ def __getattr__(name: str) -> Bot:
 
 
 if __name__ == "__main__":
+    import cli  # the command line (and waitress, which serves it): not under gunicorn
+
     sys.exit(cli.main(sys.argv[1:], Bot))

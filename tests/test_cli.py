@@ -234,6 +234,24 @@ def test_bot_app_is_the_wsgi_entry_point(config_path):
     assert "did you mean BOT_SERVER_PORT?" in done.stderr
 
 
+def test_a_worker_in_plaintext_mode_loads_no_command_line_crypto_or_alembic(config_path):
+    """What gunicorn's workers import: the command line (waitress), AES (cryptography)
+    and migrations (alembic, once the database is up to date) cost each about 2 to
+    8 MiB, and a plaintext bot's worker needs none of them."""
+    env = {**os.environ, "BOT_CONFIG": str(config_path)}
+    code = (
+        "import sys, bot; bot.app; "
+        "print(sorted({'cli', 'waitress', 'cryptography', 'alembic'} & set(sys.modules)))"
+    )
+    opened = [
+        subprocess.run(  # the first migrates the new database, the second finds it done
+            [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        for _ in range(2)
+    ]
+    assert [done.stdout.strip() for done in opened] == ["['alembic']", "[]"], opened
+
+
 @pytest.fixture
 def taken_port():
     """A port some other process already listens on."""

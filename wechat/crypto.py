@@ -19,8 +19,6 @@ import secrets
 import struct
 import time
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
 from wechat.errors import BadSignature, UndecryptableMessage, WrongAccount
 from wechat.signature import matches, sign
 
@@ -34,6 +32,10 @@ class AESKey:
     __slots__ = ("_cipher",)
 
     def __init__(self, encoding_aes_key: str) -> None:
+        # cryptography (about 7 MiB a process) loads with the first key: a bot in
+        # plaintext mode never needs it
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
         key = base64.b64decode(encoding_aes_key + "=")
         if len(key) != 32:
             raise ValueError("an EncodingAESKey is 43 letters or digits")
