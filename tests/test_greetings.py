@@ -89,10 +89,15 @@ def test_a_reply_reads_one_row_by_its_key_and_writes_nothing(sim, bot, follower)
 
     event.listen(engine, "connect", trace)
     engine.dispose()  # every connection from now on is traced
+    readers = [reader.dbapi_connection for reader in bot.app.store._readers]
+    for reader in readers:  # and so are the threads' own, opened by the pushes before
+        reader.set_trace_callback(statements.append)
     try:
         assert follower.say()["Content"].startswith(sim.followers[follower.openid].nickname)
     finally:
         event.remove(engine, "connect", trace)
+        for reader in readers:
+            reader.set_trace_callback(None)
         engine.dispose()
     assert len(statements) == 1, statements  # no BEGIN, no write, no second read
     query = " ".join(statements[0].split())
