@@ -31,7 +31,9 @@ from typing import Generic, TypeVar
 K = TypeVar("K")
 V = TypeVar("V")
 _COUNT = struct.Struct("<Q")
-LIMIT = 4096  # values a process keeps; past it, it starts again with none
+# Values a process keeps (about 100 bytes each, for a stranger's): past it, the others
+# are read every time, until the next change starts afresh.
+LIMIT = 16384
 _MISSING = object()
 
 
@@ -85,9 +87,8 @@ class UntilChanged(Generic[K, V]):
             if value is not _MISSING:
                 return value
         value = read(key)
-        if len(values) >= self.limit:
-            values.clear()
-        values[key] = value
+        if len(values) < self.limit:
+            values[key] = value
         return value
 
     def changed(self) -> None:
