@@ -163,6 +163,8 @@ class Store:
         except UnknownRevision as exc:
             raise StorageError(str(exc)) from None
         self._known = _acquaintances(engine)
+        if self._known is not None and self.migrated.applied:  # a step may rewrite rows
+            self._known.changed()
 
     @classmethod
     def from_url(cls, url: str, base_dir: Path | None = None) -> Store:
