@@ -157,7 +157,7 @@ def wrk(url: str, script: Path, options: Options, environ: dict[str, str]) -> di
         out = Path(tmp) / "out"
         command = [
             "wrk", "-t", str(options.wrk_threads), "-c", str(options.connections),
-            "-d", f"{options.seconds}s", "--timeout", "10s", "--latency",
+            "-d", f"{options.seconds:g}s", "--timeout", "10s", "--latency",
             "-s", str(combined), url,
         ]  # fmt: skip
         with out.open("w") as stdout:
