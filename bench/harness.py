@@ -41,7 +41,12 @@ COMMON_LUA = Path(__file__).with_name("wrk.lua")
 
 
 class LoadGeneratorRanOut(RuntimeError):
-    """wrk's script had no request left to send before the time was up."""
+    """wrk's script had no request left to send before the time was up; `rps` is the
+    rate the server answered at, what it was sent once the requests ran out included."""
+
+    def __init__(self, contender: str, missing: int, rps: float) -> None:
+        super().__init__(f"{contender}: {missing} requests missing")
+        self.rps = rps
 
 
 @dataclass
@@ -183,9 +188,9 @@ def measure(load: Load, options: Options) -> Row:
         result = wrk(server.url, load.script, options, load.environ)
         used = [cpu_seconds(pid) - start for pid, start in zip(workers, before, strict=True)]
         peak = max(peak_rss_mib(pid) for pid in workers)
-    if result["exhausted"]:
-        raise LoadGeneratorRanOut(f"{load.contender}: {result['exhausted']} requests missing")
     seconds, count = result["seconds"], max(result["requests"], 1)
+    if result["exhausted"]:
+        raise LoadGeneratorRanOut(load.contender, result["exhausted"], count / seconds)
     return Row(
         load.scenario, load.mode, load.contender,
         rps=result["requests"] / seconds, p50_ms=result["p50_ms"], p99_ms=result["p99_ms"],

@@ -15,7 +15,7 @@ Contenders, each under the same gunicorn and answering a text push with a text r
     .venv/bin/python -m bench messages [--seconds 10] [--rounds 3] [--contender ours]
 
 The pushes are made before each run (bench/pushes.py), enough for the fastest rate
-seen so far for that contender; a run that runs out is made again with twice as many.
+seen so far for that contender; a run that runs out is made again with more.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class Pushes:
         self.directory.mkdir(parents=True)
         (self.directory / "config.toml").write_text("")
         writer = PushWriter(self.account, self.path, first_id=10**15)
-        count = int(self.budget * self.options.seconds / self.options.wrk_threads) + 1000
+        count = int(self.budget * self.options.seconds / self.options.wrk_threads) + 100
         for thread in range(1, self.options.wrk_threads + 1):
             writer.write(self.directory / f"pushes.{thread}", count)
 
@@ -108,15 +108,16 @@ def load(contender: str, mode: str, options: Options) -> Load:
 
 
 def measure_with_enough(load: Load, options: Options) -> Row:
-    """`measure`, made again with twice the pushes while wrk runs out of them; the next
-    round's pushes are made for 1.5× this round's rate."""
+    """`measure`, made again with more pushes while wrk runs out of them (twice as many,
+    or 1.5× the rate seen, whichever is more); the next round's are made for 1.5× this
+    round's rate."""
     pushes = load.prepare
     assert isinstance(pushes, Pushes)
     while True:
         try:
             row = measure(load, options)
-        except LoadGeneratorRanOut:
-            pushes.budget *= 2
+        except LoadGeneratorRanOut as short:
+            pushes.budget = max(2 * pushes.budget, 1.5 * short.rps)
             continue
         finally:
             pushes.remove()
