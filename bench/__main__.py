@@ -53,6 +53,7 @@ def scenarios(names: list[str]) -> list[ModuleType]:
 
 def main(argv: list[str] | None = None) -> int:
     args = arguments(sys.argv[1:] if argv is None else argv)
+    before = machine()
     rows: list[Row] = []
     found: list[Target] = []
     with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
@@ -66,14 +67,15 @@ def main(argv: list[str] | None = None) -> int:
             measured = module.run(options)
             rows += measured
             found += getattr(module, "targets", lambda _: [])(measured)
-    about = machine()
+    about = {**machine(), "load_average_before": before["load_average"]}
     print(table(rows))
     print()
     print("\n".join(str(target) for target in found))
     print(
         f"\n{about['cores']} cores ({about['cpu']}), Python {about['python']}, "
         f"{args.workers} gunicorn gthread workers × {args.threads} threads, "
-        f"{args.connections} connections, {args.rounds} rounds of {args.seconds:g} s"
+        f"{args.connections} connections, {args.rounds} rounds of {args.seconds:g} s; "
+        f"load average {before['load_average'][0]} before, {about['load_average'][0]} after"
     )
     write_json(args.json, rows, found, options, about)
     write_png(args.png, rows, about)

@@ -93,9 +93,13 @@ class Gunicorn:
             # of them: capping each at its share keeps every worker working.
             "--worker-connections", str(-(-options.connections // options.workers)),
         ]  # fmt: skip
-        self.process = subprocess.Popen(  # noqa: S603
-            command, cwd=app.cwd or ROOT, env={**os.environ, **app.environ}
-        )
+        # the server's own output (a contender's tracebacks, say) goes to a file
+        self.log = Path(tempfile.mkstemp(prefix="gunicorn-", suffix=".log", dir=options.workdir)[1])
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(  # noqa: S603
+                command, cwd=app.cwd or ROOT, env={**os.environ, **app.environ},
+                stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
         try:
             self._wait_ready(options.workers)
         except BaseException:
@@ -106,7 +110,8 @@ class Gunicorn:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with status {self.process.returncode}")
+                tail = self.log.read_text()[-2000:]
+                raise RuntimeError(f"gunicorn exited with {self.process.returncode}:\n{tail}")
             try:
                 requests.get(self.url, timeout=5)
                 if len(self.workers()) == workers:
@@ -114,7 +119,7 @@ class Gunicorn:
             except requests.RequestException:
                 pass
             time.sleep(0.2)
-        raise RuntimeError("gunicorn did not start")
+        raise RuntimeError(f"gunicorn did not start:\n{self.log.read_text()[-2000:]}")
 
     def workers(self) -> list[int]:
         """The worker processes' ids."""
@@ -188,6 +193,7 @@ def measure(load: Load, options: Options) -> Row:
         result = wrk(server.url, load.script, options, load.environ)
         used = [cpu_seconds(pid) - start for pid, start in zip(workers, before, strict=True)]
         peak = max(peak_rss_mib(pid) for pid in workers)
+        logged = server.log.read_text().count("\n")
     seconds, count = result["seconds"], max(result["requests"], 1)
     if result["exhausted"]:
         raise LoadGeneratorRanOut(load.contender, result["exhausted"], count / seconds)
@@ -203,6 +209,7 @@ def measure(load: Load, options: Options) -> Row:
             "cpu_us_per_request": sum(used) / count * 1e6,
             # a worker winning most connections shows here (1/workers when even)
             "busiest_worker_cpu_share": max(used) / sum(used) if sum(used) else 0.0,
+            "server_log_lines": logged,  # e.g. tracebacks a contender wrote under load
         },
     )  # fmt: skip
 

@@ -124,6 +124,7 @@ def machine() -> dict[str, Any]:
     )
     return {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load_average": [round(value, 2) for value in os.getloadavg()],  # others' work too
         "cores": os.cpu_count(),
         "cpu": model,
         "memory_gib": round(int(memory) / 2**20, 1),
