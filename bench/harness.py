@@ -8,8 +8,8 @@ and one Row per measured run.
 capped at its share of the connections), runs wrk with `options.connections`
 connections and `options.wrk_threads` threads for `options.seconds`, and returns
 throughput and latencies as wrk saw them, errors (socket errors, non-200s, answers the
-script's `accept` refused), each worker's peak RSS (the kernel's VmHWM), the workers'
-CPU time per request and wrk's own CPU share. `interleave` runs several loads in
+script's `accept` refused), the largest worker's peak RSS (the kernel's VmHWM), the
+workers' CPU time per request and wrk's own CPU share. `interleave` runs several loads in
 alternating rounds and keeps each one's median round.
 
 wrk scripts: `bench/wrk.lua` (setup, response, done) is put in front of the scenario's
@@ -147,15 +147,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def peak_rss_mib(pid: int) -> float:
-    """The largest resident set a process has had (VmHWM), in MiB."""
+def memory_mib(pid: int) -> dict[str, float]:
+    """A process's memory from /proc/PID/status, in MiB: VmHWM (the largest resident
+    set it has had) and what it holds now, split into RssAnon, RssFile and RssShmem
+    (shared memory, e.g. a table several workers map, counts in each one's RSS)."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
     except OSError:
-        pass
-    return 0.0
+        return {}
+    fields = dict(line.split(":", 1) for line in lines if line.startswith(("VmHWM", "Rss")))
+    return {name: round(int(value.split()[0]) / 1024, 1) for name, value in fields.items()}
 
 
 def wrk(url: str, script: Path, options: Options, environ: dict[str, str]) -> dict:
@@ -192,7 +193,7 @@ def measure(load: Load, options: Options) -> Row:
         before = [cpu_seconds(pid) for pid in workers]
         result = wrk(server.url, load.script, options, load.environ)
         used = [cpu_seconds(pid) - start for pid, start in zip(workers, before, strict=True)]
-        peak = max(peak_rss_mib(pid) for pid in workers)
+        memory = max((memory_mib(pid) for pid in workers), key=lambda m: m.get("VmHWM", 0))
         logged = server.log.read_text().count("\n")
     seconds, count = result["seconds"], max(result["requests"], 1)
     if result["exhausted"]:
@@ -200,7 +201,8 @@ def measure(load: Load, options: Options) -> Row:
     return Row(
         load.scenario, load.mode, load.contender,
         rps=result["requests"] / seconds, p50_ms=result["p50_ms"], p99_ms=result["p99_ms"],
-        errors=result["socket_errors"] + result["bad_answers"], peak_rss_mib=round(peak, 1),
+        errors=result["socket_errors"] + result["bad_answers"],
+        peak_rss_mib=memory.get("VmHWM", 0.0),
         load_generator_cpu_share=result["cpu_seconds"] / seconds / (os.cpu_count() or 1),
         extras={
             "requests": result["requests"],
@@ -210,6 +212,7 @@ def measure(load: Load, options: Options) -> Row:
             # a worker winning most connections shows here (1/workers when even)
             "busiest_worker_cpu_share": max(used) / sum(used) if sum(used) else 0.0,
             "server_log_lines": logged,  # e.g. tracebacks a contender wrote under load
+            "largest_worker_memory_mib": memory,
         },
     )  # fmt: skip
 
