@@ -32,12 +32,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import requests
-
 from bench.report import Options, Row, median
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMON_LUA = Path(__file__).with_name("wrk.lua")
+READY_HOOK = Path(__file__).with_name("gunicorn_ready.py")
 
 
 class LoadGeneratorRanOut(RuntimeError):
@@ -92,13 +91,15 @@ class Gunicorn:
             # Workers race for connections and, with keep-alive, one can win nearly all
             # of them: capping each at its share keeps every worker working.
             "--worker-connections", str(-(-options.connections // options.workers)),
+            "--config", str(READY_HOOK),
         ]  # fmt: skip
+        self.ready = Path(tempfile.mkdtemp(prefix="ready-", dir=options.workdir))
         # the server's own output (a contender's tracebacks, say) goes to a file
-        self.log = Path(tempfile.mkstemp(prefix="gunicorn-", suffix=".log", dir=options.workdir)[1])
+        self.log = self.ready / "gunicorn.log"
         with self.log.open("w") as log:
             self.process = subprocess.Popen(  # noqa: S603
-                command, cwd=app.cwd or ROOT, env={**os.environ, **app.environ},
-                stdout=log, stderr=subprocess.STDOUT,
+                command, cwd=app.cwd or ROOT, stdout=log, stderr=subprocess.STDOUT,
+                env={**os.environ, **app.environ, "BENCH_READY_DIR": str(self.ready)},
             )  # fmt: skip
         try:
             self._wait_ready(options.workers)
@@ -107,18 +108,16 @@ class Gunicorn:
             raise
 
     def _wait_ready(self, workers: int) -> None:
+        """Until every worker has loaded its app (bench/gunicorn_ready.py says so)."""
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 tail = self.log.read_text()[-2000:]
                 raise RuntimeError(f"gunicorn exited with {self.process.returncode}:\n{tail}")
-            try:
-                requests.get(self.url, timeout=5)
-                if len(self.workers()) == workers:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
+            pids = self.workers()
+            if len(pids) == workers and all((self.ready / str(pid)).exists() for pid in pids):
+                return
+            time.sleep(0.1)
         raise RuntimeError(f"gunicorn did not start:\n{self.log.read_text()[-2000:]}")
 
     def workers(self) -> list[int]:
