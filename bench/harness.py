@@ -148,13 +148,15 @@ def cpu_seconds(pid: int) -> float:
 
 def memory_mib(pid: int) -> dict[str, float]:
     """A process's memory from /proc/PID/status, in MiB: VmHWM (the largest resident
-    set it has had) and what it holds now, split into RssAnon, RssFile and RssShmem
-    (shared memory, e.g. a table several workers map, counts in each one's RSS)."""
+    set it has had), VmRSS (now), split into RssAnon, RssFile and RssShmem (shared
+    memory, e.g. a table several workers map, counts in each one's RSS)."""
     try:
         lines = Path(f"/proc/{pid}/status").read_text().splitlines()
     except OSError:
         return {}
-    fields = dict(line.split(":", 1) for line in lines if line.startswith(("VmHWM", "Rss")))
+    fields = dict(
+        line.split(":", 1) for line in lines if line.startswith(("VmHWM", "VmRSS", "Rss"))
+    )
     return {name: round(int(value.split()[0]) / 1024, 1) for name, value in fields.items()}
 
 
@@ -190,6 +192,7 @@ def measure(load: Load, options: Options) -> Row:
     with Gunicorn(load.app, options) as server:
         workers = server.workers()
         before = [cpu_seconds(pid) for pid in workers]
+        loaded = [memory_mib(pid).get("VmRSS", 0.0) for pid in workers]  # before the load
         result = wrk(server.url, load.script, options, load.environ)
         used = [cpu_seconds(pid) - start for pid, start in zip(workers, before, strict=True)]
         memory = max((memory_mib(pid) for pid in workers), key=lambda m: m.get("VmHWM", 0))
@@ -212,6 +215,7 @@ def measure(load: Load, options: Options) -> Row:
             "busiest_worker_cpu_share": max(used) / sum(used) if sum(used) else 0.0,
             "server_log_lines": logged,  # e.g. tracebacks a contender wrote under load
             "largest_worker_memory_mib": memory,
+            "workers_rss_before_load_mib": loaded,
         },
     )  # fmt: skip
 
