@@ -84,9 +84,12 @@ class Target:
 
 
 def ratio(rows: list[Row], scenario: str, mode: str, pair: tuple[str, str], figure: str) -> float:
-    """`figure` (a Row attribute) of the first contender over the second's."""
+    """`figure` (a Row attribute, or a key of its extras) of the first contender over
+    the second's."""
     found = {row.contender: row for row in rows if (row.scenario, row.mode) == (scenario, mode)}
-    first, second = (getattr(found[name], figure) for name in pair)
+    first, second = (
+        getattr(found[name], figure, None) or found[name].extras.get(figure, 0) for name in pair
+    )
     return first / second if second else float("inf")
 
 
