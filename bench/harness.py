@@ -147,16 +147,16 @@ def cpu_seconds(pid: int) -> float:
 
 
 def memory_mib(pid: int) -> dict[str, float]:
-    """A process's memory from /proc/PID/status, in MiB: VmHWM (the largest resident
-    set it has had), VmRSS (now), split into RssAnon, RssFile and RssShmem (shared
-    memory, e.g. a table several workers map, counts in each one's RSS)."""
-    try:
-        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-    except OSError:
-        return {}
-    fields = dict(
-        line.split(":", 1) for line in lines if line.startswith(("VmHWM", "VmRSS", "Rss"))
-    )
+    """A process's memory in MiB: VmHWM (the largest resident set it has had), VmRSS
+    (now) split into RssAnon, RssFile and RssShmem, and Pss (its proportional share:
+    a page N workers map, such as a shared table or the libraries, counts 1/N)."""
+    fields = {}
+    for name, keys in (("status", ("VmHWM", "VmRSS", "Rss")), ("smaps_rollup", ("Pss:",))):
+        try:
+            lines = Path(f"/proc/{pid}/{name}").read_text().splitlines()
+        except OSError:
+            return {}
+        fields.update(line.split(":", 1) for line in lines if line.startswith(keys))
     return {name: round(int(value.split()[0]) / 1024, 1) for name, value in fields.items()}
 
 
