@@ -45,6 +45,7 @@ CONTENDERS = {  # name: (gunicorn's app, the path pushes go to)
     "ceiling": ("bench.contenders.ceiling:ceiling", "/wechat"),
 }
 FIRST_BUDGET = 20_000  # pushes per second made for a contender's first run
+MAX_SECONDS = 240  # of load: a push signed when it was made must still be fresh when sent
 
 
 @dataclass
@@ -128,6 +129,11 @@ def measure_with_enough(load: Load, options: Options) -> Row:
 
 
 def run(options: Options) -> list[Row]:
+    if options.seconds > MAX_SECONDS:
+        raise ValueError(
+            f"messages: at most {MAX_SECONDS} s a run: the pushes are signed before it "
+            "and the bot refuses any signed more than 300 s ago"
+        )
     loads = [
         load(contender, mode, options)
         for mode in MODES
