@@ -81,11 +81,23 @@ class Gunicorn:
     """`gunicorn APP` with gthread workers on a free loopback port, until `stop()`."""
 
     def __init__(self, app: App, options: Options) -> None:
-        self.port = free_port()
+        # gunicorn inherits a socket bound here: no other process can take its port
+        # between choosing it and gunicorn binding it (a client's ephemeral port, say)
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            self.port = listener.getsockname()[1]
+            self._start(app, options, listener.fileno())
+        try:
+            self._wait_ready(options.workers)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, app: App, options: Options, fd: int) -> None:
         self.url = f"http://127.0.0.1:{self.port}"
         command = [
             sys.executable, "-m", "gunicorn", app.spec, "--pythonpath", str(ROOT),
-            "--bind", f"127.0.0.1:{self.port}", "--workers", str(options.workers),
+            "--bind", f"fd://{fd}", "--workers", str(options.workers),
             "--worker-class", "gthread", "--threads", str(options.threads),
             "--log-level", "warning", "--keep-alive", "5", "--no-control-socket",
             # Workers race for connections and, with keep-alive, one can win nearly all
@@ -100,12 +112,8 @@ class Gunicorn:
             self.process = subprocess.Popen(  # noqa: S603
                 command, cwd=app.cwd or ROOT, stdout=log, stderr=subprocess.STDOUT,
                 env={**os.environ, **app.environ, "BENCH_READY_DIR": str(self.ready)},
+                pass_fds=(fd,),
             )  # fmt: skip
-        try:
-            self._wait_ready(options.workers)
-        except BaseException:
-            self.stop()
-            raise
 
     def _wait_ready(self, workers: int) -> None:
         """Until every worker has loaded its app (bench/gunicorn_ready.py says so)."""
