@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         f"load average {before['load_average'][0]} before, {about['load_average'][0]} after"
     )
     write_json(args.json, rows, found, options, about)
-    write_png(args.png, rows, about)
+    write_png(args.png, rows, options, about)
     print(f"written: {args.json}, {args.png}")
     return 0
 

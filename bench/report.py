@@ -175,7 +175,7 @@ def write_json(
 OURS = "ours"  # the contender drawn in its own colour
 
 
-def write_png(path: Path, rows: list[Row], about: dict[str, Any]) -> None:
+def write_png(path: Path, rows: list[Row], options: Options, about: dict[str, Any]) -> None:
     """A column per scenario and mode: requests/s above (p99 and any errors written on
     each bar), the server's CPU time per request below (steadier on a busy machine)."""
     import matplotlib
@@ -201,7 +201,10 @@ def write_png(path: Path, rows: list[Row], about: dict[str, Any]) -> None:
         _bars(axes[1][column], group, cpu, "server CPU µs per request (lower is better)")
         axes[1][column].bar_label(axes[1][column].containers[0], fmt="%.0f", fontsize=7)
     figure.suptitle(
-        f"{about['cores']} cores, {about['cpu']}, Python {about['python']}, {about['date']}",
+        f"{about['cores']} cores, {about['cpu']}, Python {about['python']}, {about['date']}\n"
+        f"gunicorn gthread {options.workers} workers × {options.threads} threads, "
+        f"wrk {options.connections} connections, median of {options.rounds} rounds of "
+        f"{options.seconds:g} s, load average {about['load_average'][0]}",
         fontsize=9,
     )
     figure.tight_layout()
