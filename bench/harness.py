@@ -1,0 +1,212 @@
+"""The machinery every scenario shares: a WSGI app under gunicorn, wrk driving it,
+and one Row per measured run.
+
+    app = App("bot:app", environ={"BOT_WECHAT_TOKEN": "..."})
+    row = measure(Load("messages", "plaintext", "ours", app, SCRIPT, {"X": "1"}), options)
+
+`measure` starts gunicorn (gthread, `options.workers` × `options.threads`, each worker
+capped at its share of the connections), runs wrk with `options.connections`
+connections and `options.wrk_threads` threads for `options.seconds`, and returns
+throughput and latencies as wrk saw them, errors (socket errors, non-200s, answers the
+script's `accept` refused), each worker's peak RSS (the kernel's VmHWM), the workers'
+CPU time per request and wrk's own CPU share. `interleave` runs several loads in
+alternating rounds and keeps each one's median round.
+
+wrk scripts: `bench/wrk.lua` (setup, response, done) is put in front of the scenario's
+script, which defines `request()` (wrk's) and may define `accept(status, body)` (default:
+status 200) and count `exhausted` when it has no request left to send. The thread's
+number (1, 2, …) is the global `thread_id` in `init`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from bench.report import Options, Row, median
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMON_LUA = Path(__file__).with_name("wrk.lua")
+
+
+class LoadGeneratorRanOut(RuntimeError):
+    """wrk's script had no request left to send before the time was up."""
+
+
+@dataclass
+class App:
+    """A WSGI app for gunicorn: its `module:name`, environment, working directory
+    (None: the project root; the project stays importable from anywhere)."""
+
+    spec: str
+    environ: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+
+
+@dataclass
+class Load:
+    """One measured run: which app, driven by which wrk script with which environment."""
+
+    scenario: str
+    mode: str
+    contender: str
+    app: App
+    script: Path
+    environ: dict[str, str] = field(default_factory=dict)
+    prepare: Callable[[], None] | None = None  # e.g. write fresh requests, before the server
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Gunicorn:
+    """`gunicorn APP` with gthread workers on a free loopback port, until `stop()`."""
+
+    def __init__(self, app: App, options: Options) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [
+            sys.executable, "-m", "gunicorn", app.spec, "--pythonpath", str(ROOT),
+            "--bind", f"127.0.0.1:{self.port}", "--workers", str(options.workers),
+            "--worker-class", "gthread", "--threads", str(options.threads),
+            "--log-level", "warning", "--keep-alive", "5", "--no-control-socket",
+            # Workers race for connections and, with keep-alive, one can win nearly all
+            # of them: capping each at its share keeps every worker working.
+            "--worker-connections", str(-(-options.connections // options.workers)),
+        ]  # fmt: skip
+        self.process = subprocess.Popen(  # noqa: S603
+            command, cwd=app.cwd or ROOT, env={**os.environ, **app.environ}
+        )
+        try:
+            self._wait_ready(options.workers)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self, workers: int) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with status {self.process.returncode}")
+            try:
+                requests.get(self.url, timeout=5)
+                if len(self.workers()) == workers:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("gunicorn did not start")
+
+    def workers(self) -> list[int]:
+        """The worker processes' ids."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(pid) for pid in children.read_text().split()]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=30)
+
+    def __enter__(self) -> Gunicorn:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The largest resident set a process has had (VmHWM), in MiB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def wrk(url: str, script: Path, options: Options, environ: dict[str, str]) -> dict:
+    """Run wrk with `bench/wrk.lua` + `script`: the JSON `done()` prints, plus
+    `cpu_seconds`, wrk's own user + system time."""
+    with tempfile.TemporaryDirectory(dir=options.workdir) as tmp:
+        combined = Path(tmp) / "script.lua"
+        combined.write_text(COMMON_LUA.read_text() + "\n" + script.read_text())
+        out = Path(tmp) / "out"
+        command = [
+            "wrk", "-t", str(options.wrk_threads), "-c", str(options.connections),
+            "-d", f"{options.seconds}s", "--timeout", "10s", "--latency",
+            "-s", str(combined), url,
+        ]  # fmt: skip
+        with out.open("w") as stdout:
+            process = subprocess.Popen(  # noqa: S603
+                command, stdout=stdout, env={**os.environ, **environ}
+            )
+            _, status, usage = os.wait4(process.pid, 0)
+            process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode:
+            raise RuntimeError(f"wrk exited with status {process.returncode}")
+        result = json.loads(out.read_text().strip().splitlines()[-1])
+    result["cpu_seconds"] = usage.ru_utime + usage.ru_stime
+    return result
+
+
+def measure(load: Load, options: Options) -> Row:
+    """One run of `load`: a fresh gunicorn, wrk for `options.seconds`, then the figures."""
+    if load.prepare:
+        load.prepare()
+    with Gunicorn(load.app, options) as server:
+        workers = server.workers()
+        before = [cpu_seconds(pid) for pid in workers]
+        result = wrk(server.url, load.script, options, load.environ)
+        used = [cpu_seconds(pid) - start for pid, start in zip(workers, before, strict=True)]
+        peak = max(peak_rss_mib(pid) for pid in workers)
+    if result["exhausted"]:
+        raise LoadGeneratorRanOut(f"{load.contender}: {result['exhausted']} requests missing")
+    seconds, count = result["seconds"], max(result["requests"], 1)
+    return Row(
+        load.scenario, load.mode, load.contender,
+        rps=result["requests"] / seconds, p50_ms=result["p50_ms"], p99_ms=result["p99_ms"],
+        errors=result["socket_errors"] + result["bad_answers"], peak_rss_mib=round(peak, 1),
+        load_generator_cpu_share=result["cpu_seconds"] / seconds / (os.cpu_count() or 1),
+        extras={
+            "requests": result["requests"],
+            "p90_ms": result["p90_ms"],
+            "max_ms": result["max_ms"],
+            "cpu_us_per_request": sum(used) / count * 1e6,
+            # a worker winning most connections shows here (1/workers when even)
+            "busiest_worker_cpu_share": max(used) / sum(used) if sum(used) else 0.0,
+        },
+    )  # fmt: skip
+
+
+def interleave(loads: list[Load], options: Options, run: Callable = measure) -> list[Row]:
+    """Every load once per round, in the same order each round (so a noisy neighbour
+    hits all contenders alike); one median Row per load."""
+    rounds: list[list[Row]] = [[] for _ in loads]
+    for _ in range(options.rounds):
+        for load, rows in zip(loads, rounds, strict=True):
+            rows.append(run(load, options))
+    return [median(rows) for rows in rounds]
