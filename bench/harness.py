@@ -41,7 +41,12 @@ COMMON_LUA = Path(__file__).with_name("wrk.lua")
 
 
 class LoadGeneratorRanOut(RuntimeError):
-    """wrk's script had no request left to send before the time was up."""
+    """wrk's script had no request left to send before the time was up; `rps` is the
+    rate the server answered at, what it was sent once the requests ran out included."""
+
+    def __init__(self, contender: str, missing: int, rps: float) -> None:
+        super().__init__(f"{contender}: {missing} requests missing")
+        self.rps = rps
 
 
 @dataclass
@@ -88,9 +93,13 @@ class Gunicorn:
             # of them: capping each at its share keeps every worker working.
             "--worker-connections", str(-(-options.connections // options.workers)),
         ]  # fmt: skip
-        self.process = subprocess.Popen(  # noqa: S603
-            command, cwd=app.cwd or ROOT, env={**os.environ, **app.environ}
-        )
+        # the server's own output (a contender's tracebacks, say) goes to a file
+        self.log = Path(tempfile.mkstemp(prefix="gunicorn-", suffix=".log", dir=options.workdir)[1])
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(  # noqa: S603
+                command, cwd=app.cwd or ROOT, env={**os.environ, **app.environ},
+                stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
         try:
             self._wait_ready(options.workers)
         except BaseException:
@@ -101,7 +110,8 @@ class Gunicorn:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with status {self.process.returncode}")
+                tail = self.log.read_text()[-2000:]
+                raise RuntimeError(f"gunicorn exited with {self.process.returncode}:\n{tail}")
             try:
                 requests.get(self.url, timeout=5)
                 if len(self.workers()) == workers:
@@ -109,7 +119,7 @@ class Gunicorn:
             except requests.RequestException:
                 pass
             time.sleep(0.2)
-        raise RuntimeError("gunicorn did not start")
+        raise RuntimeError(f"gunicorn did not start:\n{self.log.read_text()[-2000:]}")
 
     def workers(self) -> list[int]:
         """The worker processes' ids."""
@@ -157,7 +167,7 @@ def wrk(url: str, script: Path, options: Options, environ: dict[str, str]) -> di
         out = Path(tmp) / "out"
         command = [
             "wrk", "-t", str(options.wrk_threads), "-c", str(options.connections),
-            "-d", f"{options.seconds}s", "--timeout", "10s", "--latency",
+            "-d", f"{options.seconds:g}s", "--timeout", "10s", "--latency",
             "-s", str(combined), url,
         ]  # fmt: skip
         with out.open("w") as stdout:
@@ -183,9 +193,10 @@ def measure(load: Load, options: Options) -> Row:
         result = wrk(server.url, load.script, options, load.environ)
         used = [cpu_seconds(pid) - start for pid, start in zip(workers, before, strict=True)]
         peak = max(peak_rss_mib(pid) for pid in workers)
-    if result["exhausted"]:
-        raise LoadGeneratorRanOut(f"{load.contender}: {result['exhausted']} requests missing")
+        logged = server.log.read_text().count("\n")
     seconds, count = result["seconds"], max(result["requests"], 1)
+    if result["exhausted"]:
+        raise LoadGeneratorRanOut(load.contender, result["exhausted"], count / seconds)
     return Row(
         load.scenario, load.mode, load.contender,
         rps=result["requests"] / seconds, p50_ms=result["p50_ms"], p99_ms=result["p99_ms"],
@@ -198,6 +209,7 @@ def measure(load: Load, options: Options) -> Row:
             "cpu_us_per_request": sum(used) / count * 1e6,
             # a worker winning most connections shows here (1/workers when even)
             "busiest_worker_cpu_share": max(used) / sum(used) if sum(used) else 0.0,
+            "server_log_lines": logged,  # e.g. tracebacks a contender wrote under load
         },
     )  # fmt: skip
 

@@ -20,7 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import config as settings
-from bench.contenders import TOKEN, werobot_bare
+from bench.contenders import TOKEN
+from bench.contenders.werobot_apps import werobot_bare
 from bench.in_process import rate
 from bot import Bot
 from wechat.signature import sign

@@ -1,234 +1,164 @@
-"""The message path under load: gunicorn (gthread) driven by wrk, every push
-signed and carrying a fresh MsgId, ours against WeRoBot at its fastest.
+"""The message path under load, plaintext and safe mode: thousands of followers
+messaging at once, every push signed when it was made and carrying a MsgId of its own.
 
-    .venv/bin/python -m bench.messages [--seconds 30] [--connections 50]
-                                       [--workers 2] [--threads 4] [--only ours]
+Contenders, each under the same gunicorn and answering a text push with a text reply
+(encrypted in safe mode):
 
-Needs Debian's `wrk` and `gunicorn` (requirements-dev.txt). Prints, per
-contender: requests/s, p50, p99, errors, CPU time per request, and each
-worker's RSS: at its peak, and before and after the load (sampled every second,
-so memory growth under sustained load shows).
+- `ours`: `bot:app` with every check on (signature, replay window, dedupe across
+  workers, signed state), on SQLite in a throwaway directory;
+- `werobot-default`: the seed's bot as its readers would write it, WeRoBot's defaults
+  (a session in SQLite, read and written per push);
+- `werobot-bare`: WeRoBot at its fastest, no session (its own crypto in safe mode);
+- `wechatpy-flask`: wechatpy + Flask as wechatpy's docs show it;
+- `ceiling`: a WSGI app giving every request the same reply.
+
+    .venv/bin/python -m bench messages [--seconds 10] [--rounds 3] [--contender ours]
+
+The pushes are made before each run (bench/pushes.py), enough for the fastest rate
+seen so far for that contender; a run that runs out is made again with more.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import threading
-import time
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
-import requests
+from bench.contenders import REPLY
+from bench.harness import App, Load, LoadGeneratorRanOut, interleave, measure
+from bench.pushes import Account, PushWriter, text_reply
+from bench.report import Options, Row, Target, ratio
 
-from wechat.signature import sign
-
-ROOT = Path(__file__).resolve().parent.parent
-TOKEN = "benchtoken"  # noqa: S105 - a benchmark token
-NONCE = "1514711492"
-
-CONTENDERS = {
-    "werobot": ("bench.contenders:werobot_bare", "/"),
+SCENARIO = "messages"
+SCRIPT = Path(__file__).with_name("push.lua")
+TOKEN = "benchtoken"  # noqa: S105 - a benchmark's token
+APP_ID = "wxbench0000000001a"
+AES_KEY = "benchAESkey0benchAESkey0benchAESkey0benchAE"  # 43 letters and digits
+MODES = {"plaintext": Account(TOKEN, APP_ID), "safe": Account(TOKEN, APP_ID, AES_KEY)}
+CONTENDERS = {  # name: (gunicorn's app, the path pushes go to)
     "ours": ("bot:app", "/wechat"),
+    "werobot-default": ("bench.contenders.werobot_apps:werobot_default", "/"),
+    "werobot-bare": ("bench.contenders.werobot_apps:werobot_bare", "/"),
+    "wechatpy-flask": ("bench.contenders.flask_app:wechatpy_flask", "/wechat"),
+    "ceiling": ("bench.contenders.ceiling:ceiling", "/wechat"),
 }
+FIRST_BUDGET = 20_000  # pushes per second made for a contender's first run
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@dataclass
+class Pushes:
+    """A contender's throwaway directory, emptied before each run, and its pushes.
+    `budget` is the rate (pushes per second of load) they are made for."""
+
+    account: Account
+    path: str
+    directory: Path
+    options: Options
+    budget: float = FIRST_BUDGET
+
+    def __call__(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+        self.directory.mkdir(parents=True)
+        (self.directory / "config.toml").write_text("")
+        writer = PushWriter(self.account, self.path, first_id=10**15)
+        count = int(self.budget * self.options.seconds / self.options.wrk_threads) + 100
+        for thread in range(1, self.options.wrk_threads + 1):
+            writer.write(self.directory / f"pushes.{thread}", count)
+
+    def remove(self) -> None:
+        """The pushes are hundreds of MB: gone once sent."""
+        for file in self.directory.glob("pushes.*"):
+            file.unlink()
 
 
-def signatures(minutes: int) -> str:
-    """`ts:sig` for each minute from now on: wrk's Lua cannot sha1."""
-    start = int(time.time())
-    stamps = [start + 60 * i for i in range(minutes + 1)]
-    return ",".join(f"{ts}:{sign(TOKEN, str(ts), NONCE)}" for ts in stamps)
-
-
-def ours_environ(tmp: Path) -> dict[str, str]:
-    config = tmp / "config.toml"
-    config.write_text("")
+def environ(contender: str, account: Account, directory: Path) -> dict[str, str]:
+    """The app's environment: the account, and for ours its storage and config."""
+    if contender != "ours":
+        return {
+            "BENCH_TOKEN": account.token,
+            "BENCH_APP_ID": account.app_id,
+            "BENCH_AES_KEY": account.aes_key,
+            "BENCH_CEILING_REPLY": text_reply(REPLY, account),
+        }
     return {
-        "BOT_CONFIG": str(config),
-        "BOT_WECHAT_TOKEN": TOKEN,
-        "BOT_STORAGE_URL": f"sqlite:///{tmp}/bench.sqlite3",
+        "BOT_CONFIG": str(directory / "config.toml"),
+        "BOT_WECHAT_TOKEN": account.token,
+        "BOT_WECHAT_APP_ID": account.app_id,
+        "BOT_WECHAT_APP_SECRET": "benchsecret000000000000000000001",
+        "BOT_WECHAT_ENCODING_AES_KEY": account.aes_key,
+        "BOT_STORAGE_URL": f"sqlite:///{directory}/bot.sqlite3",
     }
 
 
-class Gunicorn:
-    def __init__(
-        self, app: str, workers: int, threads: int, connections: int, environ: dict[str, str]
-    ) -> None:
-        self.port = free_port()
-        command = [
-            sys.executable, "-m", "gunicorn", app,
-            "--bind", f"127.0.0.1:{self.port}",
-            "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads),
-            "--log-level", "warning", "--keep-alive", "5", "--no-control-socket",
-            # Workers race for connections and, with keep-alive, one can win nearly all
-            # of them: capping each at its share keeps both working.
-            "--worker-connections", str(-(-connections // workers)),
-        ]  # fmt: skip
-        env = {**os.environ, **environ, "BENCH_TOKEN": TOKEN}
-        self.process = subprocess.Popen(command, cwd=ROOT, env=env)  # noqa: S603
-        self.peak: dict[int, int] = {}
-        self.timeline: list[int] = []  # the largest worker's RSS (KiB), once a second
-        self._stop = threading.Event()
-        self._wait_ready()
-        self.before = {pid: rss_kib(pid) for pid in self.workers()}  # RSS before any load
-        self.last: dict[int, int] = {}
-        self._sampler = threading.Thread(target=self._sample, daemon=True)
-        self._sampler.start()
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                requests.get(f"http://127.0.0.1:{self.port}/", timeout=5)
-                return
-            except requests.RequestException:
-                time.sleep(0.2)
-        raise RuntimeError("gunicorn did not start")
-
-    def workers(self) -> list[int]:
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        return [int(pid) for pid in children.read_text().split()]
-
-    def _sample(self) -> None:
-        while not self._stop.wait(1.0):
-            sizes = {pid: rss_kib(pid) for pid in self.workers()}
-            self.last = sizes
-            for pid, size in sizes.items():
-                self.peak[pid] = max(self.peak.get(pid, 0), size)
-            self.timeline.append(max(sizes.values(), default=0))
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=30)
+def load(contender: str, mode: str, options: Options) -> Load:
+    app, path = CONTENDERS[contender]
+    account = MODES[mode]
+    directory = options.workdir / f"{SCENARIO}-{mode}-{contender}"
+    pushes = Pushes(account, path, directory, options)
+    return Load(
+        SCENARIO, mode, contender,
+        App(app, environ(contender, account, directory), cwd=directory),
+        SCRIPT,
+        {
+            "BENCH_PUSHES": str(directory / "pushes"),
+            "BENCH_EXPECT": "<Encrypt>" if account.aes_key else "<Content>",
+        },
+        prepare=pushes,
+    )  # fmt: skip
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def measure_with_enough(load: Load, options: Options) -> Row:
+    """`measure`, made again with more pushes while wrk runs out of them (twice as many,
+    or 1.5× the rate seen, whichever is more); the next round's are made for 1.5× this
+    round's rate."""
+    pushes = load.prepare
+    assert isinstance(pushes, Pushes)
+    while True:
+        try:
+            row = measure(load, options)
+        except LoadGeneratorRanOut as short:
+            pushes.budget = max(2 * pushes.budget, 1.5 * short.rps)
+            continue
+        finally:
+            pushes.remove()
+        pushes.budget = max(1.5 * row.rps, 1000)
+        return row
 
 
-def rss_kib(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def run_wrk(port: int, path: str, seconds: int, connections: int) -> dict:
-    env = {
-        **os.environ,
-        "BENCH_PATH": path,
-        "BENCH_SIGS": signatures(seconds // 60 + 2),
-        "BENCH_RUN": str(time.time_ns() // 1000 % 10**6),
-    }
-    command = [
-        "wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency",
-        "-s", str(ROOT / "bench" / "push.lua"), f"http://127.0.0.1:{port}",
-    ]  # fmt: skip
-    started = os.times()
-    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)  # noqa: S603
-    ended = os.times()
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    cpu = (ended.children_user - started.children_user) + (
-        ended.children_system - started.children_system
-    )
-    result["wrk_cpu_share"] = cpu / result["seconds"] / (os.cpu_count() or 1)
-    return result
-
-
-def measure(name: str, args: argparse.Namespace, tmp: Path) -> dict:
-    app, path = CONTENDERS[name]
-    tmp = Path(tempfile.mkdtemp(dir=tmp))  # a database of its own for every run
-    environ = ours_environ(tmp) if name == "ours" else {}
-    server = Gunicorn(app, args.workers, args.threads, args.connections, environ)
-    try:
-        workers = server.workers()
-        cpu_before = [cpu_seconds(pid) for pid in workers]
-        result = run_wrk(server.port, path, args.seconds, args.connections)
-        per_worker = [
-            cpu_seconds(pid) - before for pid, before in zip(workers, cpu_before, strict=True)
-        ]
-        cpu = sum(per_worker)
-    finally:
-        server.stop()
-    result["rps"] = result["requests"] / result["seconds"]
-    result["cpu_us_per_request"] = cpu / max(result["requests"], 1) * 1e6
-    # gunicorn's workers race for connections; with keep-alive one may win most of them
-    result["busiest_worker_cpu_share"] = max(per_worker) / cpu if cpu else 0.0
-    result["peak_rss_mib"] = [round(kib / 1024, 1) for kib in server.peak.values()]
-    result["rss_mib_every_10s"] = [round(kib / 1024) for kib in server.timeline[::10]]
-    result["rss_mib_before_after"] = [
-        (round(kib / 1024, 1), round(server.last.get(pid, 0) / 1024, 1))
-        for pid, kib in server.before.items()
+def run(options: Options) -> list[Row]:
+    loads = [
+        load(contender, mode, options)
+        for mode in MODES
+        for contender in CONTENDERS
+        if options.wants(contender, mode)
     ]
-    return result
+    return interleave(loads, options, run=measure_with_enough)
 
 
-def median_run(results: list[dict]) -> dict:
-    """The run with the median throughput (its latencies come with it); RSS is the peak of all."""
-    ordered = sorted(results, key=lambda r: r["rps"])
-    chosen = dict(ordered[len(ordered) // 2])
-    chosen["peak_rss_mib"] = max((r["peak_rss_mib"] for r in results), key=max)
-    chosen["all_rps"] = [round(r["rps"]) for r in results]
-    chosen["all_busiest_share"] = [round(r["busiest_worker_cpu_share"], 2) for r in results]
-    return chosen
+def targets(rows: list[Row]) -> list[Target]:
+    """Issue 9's targets for the message path, for the modes and contenders measured."""
+    have = {(row.mode, row.contender): row for row in rows if row.scenario == SCENARIO}
+    found = [
+        Target(f"messages {mode}: ours' errors", row.errors, 0, at_least=False)
+        for (mode, contender), row in have.items()
+        if contender == "ours"
+    ]
+    for mode in MODES:
+        for other, figure, goal, at_least in GOALS[mode]:
+            if {(mode, "ours"), (mode, other)} <= have.keys():
+                value = ratio(rows, SCENARIO, mode, ("ours", other), figure)
+                name = f"messages {mode}: ours / {other} {figure}"
+                found.append(Target(name, value, goal, at_least))
+    return found
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=int, default=30)
-    parser.add_argument("--connections", type=int, default=50)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument(
-        "--rounds", type=int, default=1, help="alternate contenders, report medians"
-    )
-    parser.add_argument("--only", choices=sorted(CONTENDERS), action="append")
-    args = parser.parse_args()
-    runs: dict[str, list[dict]] = {name: [] for name in args.only or CONTENDERS}
-    with tempfile.TemporaryDirectory() as tmp:
-        for _ in range(args.rounds):
-            for name, results in runs.items():
-                results.append(measure(name, args, Path(tmp)))
-    results = {name: median_run(results) for name, results in runs.items()}
-    print(
-        f"{'contender':<10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
-        f"{'CPU µs/req':>10}  peak RSS MiB"
-    )
-    for name, r in results.items():
-        errors = r["socket_errors"] + r["bad_answers"]
-        print(
-            f"{name:<10} {r['rps']:8.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {errors:7d} "
-            f"{r['cpu_us_per_request']:10.0f}  "
-            f"{r['peak_rss_mib']}  (wrk CPU {r['wrk_cpu_share']:.0%}; runs {r['all_rps']}, "
-            f"busiest worker's CPU share {r['all_busiest_share']})"
-        )
-    for name, r in results.items():
-        print(f"{name} RSS of the largest worker every 10 s (MiB): {r['rss_mib_every_10s']}")
-        print(f"{name} RSS of each worker before → after the load (MiB): ", end="")
-        print(", ".join(f"{before} → {after}" for before, after in r["rss_mib_before_after"]))
-    if "werobot" in results and "ours" in results:
-        print(f"ours / werobot: {results['ours']['rps'] / results['werobot']['rps']:.2f}x")
-
-
-if __name__ == "__main__":
-    main()
+GOALS = {  # mode: (other contender, figure, goal, at least)
+    mode: [
+        ("werobot-bare", "rps", 1.0, True),
+        ("wechatpy-flask", "rps", 1.0, True),
+        *([("ceiling", "rps", 0.6, True)] if mode == "plaintext" else []),
+        ("werobot-bare", "p99_ms", 1.0, False),
+        ("werobot-bare", "peak_rss_mib", 1.5, False),
+    ]
+    for mode in MODES
+}

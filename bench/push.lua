@@ -1,66 +1,25 @@
--- wrk script: signed plaintext text pushes, a fresh MsgId on every request.
--- Every wrk thread numbers its own MsgIds; signatures for each minute of the
--- run are precomputed by the Python driver (wrk's Lua has no sha1).
--- Environment: BENCH_PATH, BENCH_SIGS ("ts:sig,ts:sig,..." one per minute),
--- BENCH_RUN (digits unique to the run, so no MsgId repeats across runs either).
+-- wrk script (after bench/wrk.lua): sends pre-signed pushes, never one twice.
+-- Each thread reads its own file, BENCH_PUSHES .. "." .. thread_id, of whole HTTP
+-- requests, each preceded by its length in 6 digits (bench/pushes.py writes them).
+-- An answer counts when it is a 200 holding BENCH_EXPECT ("<Content>" for a text
+-- reply, "<Encrypt>" for an encrypted one).
 
-local threads = {}
-local counter = 0
-local id = 0
-local sigs = {}
-
-function setup(thread)
-  thread:set("id", #threads + 1)
-  table.insert(threads, thread)
-end
+local file
+local expect = os.getenv("BENCH_EXPECT")
 
 function init(args)
-  id = wrk.thread:get("id")
-  for ts, sig in string.gmatch(os.getenv("BENCH_SIGS"), "(%d+):(%x+)") do
-    table.insert(sigs, {tonumber(ts), sig})
-  end
-  wrk.method = "POST"
-  wrk.headers["Content-Type"] = "text/xml"
-end
-
-local function signed_path()
-  local now = os.time()
-  local best = sigs[1]
-  for _, pair in ipairs(sigs) do
-    if pair[1] <= now then best = pair end
-  end
-  return os.getenv("BENCH_PATH") .. "?signature=" .. best[2] .. "&timestamp=" .. best[1]
-    .. "&nonce=1514711492&openid=o6_bmjrPTlm6_2sgVt7hMZOPfL2M", best[1]
+  file = assert(io.open(os.getenv("BENCH_PUSHES") .. "." .. thread_id, "rb"))
 end
 
 function request()
-  counter = counter + 1
-  local path, ts = signed_path()
-  local body = "<xml><ToUserName><![CDATA[gh_bench]]></ToUserName>"
-    .. "<FromUserName><![CDATA[o6_bmjrPTlm6_2sgVt7hMZOPfL2M]]></FromUserName>"
-    .. "<CreateTime>" .. ts .. "</CreateTime><MsgType><![CDATA[text]]></MsgType>"
-    .. "<Content><![CDATA[你好]]></Content><MsgId>" .. os.getenv("BENCH_RUN") .. string.format("%02d%010d", id, counter)
-    .. "</MsgId></xml>"
-  return wrk.format(nil, path, nil, body)
+  local size = file:read(6)
+  if not size then
+    exhausted = exhausted + 1
+    return wrk.format("GET", "/bench-ran-out-of-pushes")
+  end
+  return file:read(tonumber(size))
 end
 
-errors = 0
-function response(status, headers, body)
-  if status ~= 200 or not string.find(body, "<xml>", 1, true) then
-    errors = errors + 1
-  end
-end
-
-function done(summary, latency, requests)
-  local bad = 0
-  for _, thread in ipairs(threads) do
-    bad = bad + thread:get("errors")
-  end
-  io.write(string.format(
-    '{"requests": %d, "seconds": %.3f, "p50_ms": %.3f, "p90_ms": %.3f, "p99_ms": %.3f, '
-    .. '"max_ms": %.3f, "socket_errors": %d, "bad_answers": %d}\n',
-    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000,
-    latency:percentile(90) / 1000, latency:percentile(99) / 1000, latency.max / 1000,
-    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
-      + summary.errors.status, bad))
+function accept(status, body)
+  return status == 200 and string.find(body, expect, 1, true) ~= nil
 end

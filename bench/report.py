@@ -63,6 +63,33 @@ class Row:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class Target:
+    """A ratio the issue sets, e.g. ours / WeRoBot's requests/s ≥ 1.0. A scenario may
+    expose `targets(rows) -> list[Target]`; `python -m bench` prints and stores them."""
+
+    name: str
+    value: float
+    goal: float
+    at_least: bool = True  # False: the value must be at most the goal
+
+    @property
+    def met(self) -> bool:
+        return self.value >= self.goal if self.at_least else self.value <= self.goal
+
+    def __str__(self) -> str:
+        sign = "≥" if self.at_least else "≤"
+        verdict = "met" if self.met else "MISSED"
+        return f"{self.name}: {self.value:.2f} (target {sign} {self.goal:g}, {verdict})"
+
+
+def ratio(rows: list[Row], scenario: str, mode: str, pair: tuple[str, str], figure: str) -> float:
+    """`figure` (a Row attribute) of the first contender over the second's."""
+    found = {row.contender: row for row in rows if (row.scenario, row.mode) == (scenario, mode)}
+    first, second = (getattr(found[name], figure) for name in pair)
+    return first / second if second else float("inf")
+
+
 def median(rounds: list[Row]) -> Row:
     """The round with the median throughput, its latencies with it; errors summed and
     peak RSS the largest over all rounds; each round's throughput in extras."""
@@ -97,6 +124,7 @@ def machine() -> dict[str, Any]:
     )
     return {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load_average": [round(value, 2) for value in os.getloadavg()],  # others' work too
         "cores": os.cpu_count(),
         "cpu": model,
         "memory_gib": round(int(memory) / 2**20, 1),
@@ -124,13 +152,20 @@ def table(rows: Iterable[Row]) -> str:
     return "\n".join(lines)
 
 
-def write_json(path: Path, rows: list[Row], options: Options, about: dict[str, Any]) -> None:
+def write_json(
+    path: Path, rows: list[Row], targets: list[Target], options: Options, about: dict[str, Any]
+) -> None:
     settings = {
         key: sorted(value) if isinstance(value, frozenset) else value
         for key, value in asdict(options).items()
         if key != "workdir"
     }
-    document = {"machine": about, "options": settings, "rows": [asdict(row) for row in rows]}
+    document = {
+        "machine": about,
+        "options": settings,
+        "rows": [asdict(row) for row in rows],
+        "targets": [{**asdict(target), "met": target.met} for target in targets],
+    }
     path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
 
