@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 from wsgiref.util import setup_testing_defaults
@@ -32,8 +32,17 @@ from wsgiref.util import setup_testing_defaults
 import certifi
 import requests
 
-from bench.harness import ROOT, App, Load, cpu_seconds, free_port, interleave, measure
-from bench.report import Options, Row
+from bench.harness import (
+    ROOT,
+    App,
+    Load,
+    LoadGeneratorRanOut,
+    cpu_seconds,
+    free_port,
+    interleave,
+    measure,
+)
+from bench.report import Options, Row, Target, ratio
 from simulator.tls import self_signed
 
 SCENARIO = "journey"
@@ -53,6 +62,10 @@ WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 
 def round_trip_ms() -> float:
     return float(os.environ.get("BENCH_ROUND_TRIP_MS", "30"))
+
+
+def mode() -> str:
+    return f"https, {round_trip_ms():g} ms round trip"
 
 
 class WeChat:
@@ -170,15 +183,22 @@ def journeys_needed(contender: str, options: Options) -> int:
     return math.ceil(min(per_second, 2000.0) * options.seconds * 1.25) + 20
 
 
-def make_journeys(wechat: WeChat, app: WSGIApp, count: int, into: Path) -> None:
-    """`count` fresh callback URLs, one a line in `into`."""
+@dataclass
+class Journeys:
+    """The callback URLs of one contender's next run, made fresh before each run."""
 
-    def one(number: int) -> str:
-        return wechat.consent(number, login_link(app))
+    wechat: WeChat
+    app: WSGIApp  # the contender in process: its /login mints the states
+    path: Path  # one callback path and query a line
+    count: int
 
-    with ThreadPoolExecutor(MAKERS) as pool:
-        lines = list(pool.map(one, range(count)))
-    into.write_text("\n".join(lines) + "\n")
+    def make(self) -> None:
+        def one(number: int) -> str:
+            return self.wechat.consent(number, login_link(self.app))
+
+        with ThreadPoolExecutor(MAKERS) as pool:
+            lines = list(pool.map(one, range(self.count)))
+        self.path.write_text("\n".join(lines) + "\n")
 
 
 def run(options: Options) -> list[Row]:
@@ -188,46 +208,50 @@ def run(options: Options) -> list[Row]:
     wechat = WeChat(workdir)
     closers: list[Callable[[], None]] = []
     try:
-        loads = []
+        loads, journeys = [], {}
         for name, contender in CONTENDERS.items():
             if not options.wants(name):
                 continue
             app, in_process, close = contender(wechat, workdir)
             closers.append(close)
-            loads.append(_load(name, app, in_process, wechat, workdir, options))
-        return interleave(loads, options, run=_measured_with(wechat))
+            path, count = workdir / f"{name}.journeys", journeys_needed(name, options)
+            journeys[name] = Journeys(wechat, in_process, path, count)
+            loads.append(_load(name, app, wechat, path, options))
+        return interleave(loads, options, run=_measured_with(wechat, journeys))
     finally:
         for close in closers:
             close()
         wechat.stop()
 
 
-def _load(
-    name: str, app: App, in_process: WSGIApp, wechat: WeChat, workdir: Path, options: Options
-) -> Load:
+def _load(name: str, app: App, wechat: WeChat, journeys: Path, options: Options) -> Load:
     app.environ["REQUESTS_CA_BUNDLE"] = str(wechat.ca_bundle)
-    journeys = workdir / f"{name}.journeys"
-    count = journeys_needed(name, options)
     return Load(
-        SCENARIO, "https", name, app, SCRIPT,
+        SCENARIO, mode(), name, app, SCRIPT,
         {
             "BENCH_JOURNEYS": str(journeys), "BENCH_WRK_THREADS": str(options.wrk_threads),
             "BENCH_ME_MARK": PROFILE_TITLE,
             "BENCH_ME_OFFLINE": OFFLINE_NOTICE if name == "ours" else "",
         },
-        prepare=lambda: make_journeys(wechat, in_process, count, journeys),
     )  # fmt: skip
 
 
-def _measured_with(wechat: WeChat) -> Callable[[Load, Options], Row]:
-    """harness.measure, with the simulator's CPU share over the run and the round trip
-    in the extras; its journeys made first, outside the simulator's CPU count."""
+def _measured_with(wechat: WeChat, journeys: dict[str, Journeys]) -> Callable[[Load, Options], Row]:
+    """harness.measure after making the contender's journeys (again, with more, when
+    they ran out), with the simulator's CPU share over the run and the round trip in
+    the extras."""
 
     def measured(load: Load, options: Options) -> Row:
-        if load.prepare:
-            load.prepare()
-        before, started = cpu_seconds(wechat.process.pid), time.monotonic()
-        row = measure(replace(load, prepare=None), options)
+        made = journeys[load.contender]
+        while True:
+            made.make()
+            before, started = cpu_seconds(wechat.process.pid), time.monotonic()
+            try:
+                row = measure(load, options)
+            except LoadGeneratorRanOut as short:
+                made.count = max(2 * made.count, math.ceil(short.rps * options.seconds))
+                continue
+            break
         used = cpu_seconds(wechat.process.pid) - before
         share = used / (time.monotonic() - started) / (os.cpu_count() or 1)
         extras = {
@@ -239,3 +263,18 @@ def _measured_with(wechat: WeChat) -> Callable[[Load, Options], Row]:
         return replace(row, extras=extras)
 
     return measured
+
+
+def targets(rows: list[Row]) -> list[Target]:
+    """Issue 9's targets for the journey: ours at least twice the seed style's
+    throughput, at most half its p50, and no errors."""
+    have = {row.contender: row for row in rows if row.scenario == SCENARIO}
+    found = (
+        [Target("journey: ours' errors", have["ours"].errors, 0, False)] if "ours" in have else []
+    )
+    if {"ours", "seed-style"} <= have.keys():
+        journey_mode = have["ours"].mode
+        for figure, goal, at_least in (("rps", 2.0, True), ("p50_ms", 0.5, False)):
+            value = ratio(rows, SCENARIO, journey_mode, ("ours", "seed-style"), figure)
+            found.append(Target(f"journey: ours / seed-style {figure}", value, goal, at_least))
+    return found

@@ -17,6 +17,11 @@ def test_journey_smoke(tmp_path: Path) -> None:
     assert [row.contender for row in rows] == ["ours", "seed-style"]
     for row in rows:
         assert row.errors == 0 and row.extras["requests"] >= 2, row
+    assert [target.name for target in journey.targets(rows)] == [
+        "journey: ours' errors",
+        "journey: ours / seed-style rps",
+        "journey: ours / seed-style p50_ms",
+    ]
 
 
 def test_auth_smoke(tmp_path: Path) -> None:
@@ -24,3 +29,5 @@ def test_auth_smoke(tmp_path: Path) -> None:
     assert [row.contender for row in rows] == ["ours", "ceiling"]
     for row in rows:
         assert row.errors == 0 and row.extras["requests"] > 0, row
+    names = [target.name for target in gate.targets(rows)]
+    assert names == ["/auth: ours' errors", "/auth: ours / ceiling rps"]
