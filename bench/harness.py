@@ -8,8 +8,8 @@ and one Row per measured run.
 capped at its share of the connections), runs wrk with `options.connections`
 connections and `options.wrk_threads` threads for `options.seconds`, and returns
 throughput and latencies as wrk saw them, errors (socket errors, non-200s, answers the
-script's `accept` refused), each worker's peak RSS (the kernel's VmHWM), the workers'
-CPU time per request and wrk's own CPU share. `interleave` runs several loads in
+script's `accept` refused), the largest worker's peak RSS (the kernel's VmHWM), the
+workers' CPU time per request and wrk's own CPU share. `interleave` runs several loads in
 alternating rounds and keeps each one's median round.
 
 wrk scripts: `bench/wrk.lua` (setup, response, done) is put in front of the scenario's
@@ -32,12 +32,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import requests
-
 from bench.report import Options, Row, median
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMON_LUA = Path(__file__).with_name("wrk.lua")
+READY_HOOK = Path(__file__).with_name("gunicorn_ready.py")
 
 
 class LoadGeneratorRanOut(RuntimeError):
@@ -92,13 +91,15 @@ class Gunicorn:
             # Workers race for connections and, with keep-alive, one can win nearly all
             # of them: capping each at its share keeps every worker working.
             "--worker-connections", str(-(-options.connections // options.workers)),
+            "--config", str(READY_HOOK),
         ]  # fmt: skip
+        self.ready = Path(tempfile.mkdtemp(prefix="ready-", dir=options.workdir))
         # the server's own output (a contender's tracebacks, say) goes to a file
-        self.log = Path(tempfile.mkstemp(prefix="gunicorn-", suffix=".log", dir=options.workdir)[1])
+        self.log = self.ready / "gunicorn.log"
         with self.log.open("w") as log:
             self.process = subprocess.Popen(  # noqa: S603
-                command, cwd=app.cwd or ROOT, env={**os.environ, **app.environ},
-                stdout=log, stderr=subprocess.STDOUT,
+                command, cwd=app.cwd or ROOT, stdout=log, stderr=subprocess.STDOUT,
+                env={**os.environ, **app.environ, "BENCH_READY_DIR": str(self.ready)},
             )  # fmt: skip
         try:
             self._wait_ready(options.workers)
@@ -107,18 +108,16 @@ class Gunicorn:
             raise
 
     def _wait_ready(self, workers: int) -> None:
+        """Until every worker has loaded its app (bench/gunicorn_ready.py says so)."""
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 tail = self.log.read_text()[-2000:]
                 raise RuntimeError(f"gunicorn exited with {self.process.returncode}:\n{tail}")
-            try:
-                requests.get(self.url, timeout=5)
-                if len(self.workers()) == workers:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
+            pids = self.workers()
+            if len(pids) == workers and all((self.ready / str(pid)).exists() for pid in pids):
+                return
+            time.sleep(0.1)
         raise RuntimeError(f"gunicorn did not start:\n{self.log.read_text()[-2000:]}")
 
     def workers(self) -> list[int]:
@@ -147,15 +146,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def peak_rss_mib(pid: int) -> float:
-    """The largest resident set a process has had (VmHWM), in MiB."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+def memory_mib(pid: int) -> dict[str, float]:
+    """A process's memory in MiB: VmHWM (the largest resident set it has had), VmRSS
+    (now) split into RssAnon, RssFile and RssShmem, and Pss (its proportional share:
+    a page N workers map, such as a shared table or the libraries, counts 1/N)."""
+    fields = {}
+    for name, keys in (("status", ("VmHWM", "VmRSS", "Rss")), ("smaps_rollup", ("Pss:",))):
+        try:
+            lines = Path(f"/proc/{pid}/{name}").read_text().splitlines()
+        except OSError:
+            return {}
+        fields.update(line.split(":", 1) for line in lines if line.startswith(keys))
+    return {name: round(int(value.split()[0]) / 1024, 1) for name, value in fields.items()}
 
 
 def wrk(url: str, script: Path, options: Options, environ: dict[str, str]) -> dict:
@@ -190,9 +192,10 @@ def measure(load: Load, options: Options) -> Row:
     with Gunicorn(load.app, options) as server:
         workers = server.workers()
         before = [cpu_seconds(pid) for pid in workers]
+        loaded = [memory_mib(pid).get("VmRSS", 0.0) for pid in workers]  # before the load
         result = wrk(server.url, load.script, options, load.environ)
         used = [cpu_seconds(pid) - start for pid, start in zip(workers, before, strict=True)]
-        peak = max(peak_rss_mib(pid) for pid in workers)
+        memory = max((memory_mib(pid) for pid in workers), key=lambda m: m.get("VmHWM", 0))
         logged = server.log.read_text().count("\n")
     seconds, count = result["seconds"], max(result["requests"], 1)
     if result["exhausted"]:
@@ -200,7 +203,8 @@ def measure(load: Load, options: Options) -> Row:
     return Row(
         load.scenario, load.mode, load.contender,
         rps=result["requests"] / seconds, p50_ms=result["p50_ms"], p99_ms=result["p99_ms"],
-        errors=result["socket_errors"] + result["bad_answers"], peak_rss_mib=round(peak, 1),
+        errors=result["socket_errors"] + result["bad_answers"],
+        peak_rss_mib=memory.get("VmHWM", 0.0),
         load_generator_cpu_share=result["cpu_seconds"] / seconds / (os.cpu_count() or 1),
         extras={
             "requests": result["requests"],
@@ -210,6 +214,8 @@ def measure(load: Load, options: Options) -> Row:
             # a worker winning most connections shows here (1/workers when even)
             "busiest_worker_cpu_share": max(used) / sum(used) if sum(used) else 0.0,
             "server_log_lines": logged,  # e.g. tracebacks a contender wrote under load
+            "largest_worker_memory_mib": memory,
+            "workers_rss_before_load_mib": loaded,
         },
     )  # fmt: skip
 

@@ -84,9 +84,12 @@ class Target:
 
 
 def ratio(rows: list[Row], scenario: str, mode: str, pair: tuple[str, str], figure: str) -> float:
-    """`figure` (a Row attribute) of the first contender over the second's."""
+    """`figure` (a Row attribute, or a key of its extras) of the first contender over
+    the second's."""
     found = {row.contender: row for row in rows if (row.scenario, row.mode) == (scenario, mode)}
-    first, second = (getattr(found[name], figure) for name in pair)
+    first, second = (
+        getattr(found[name], figure, None) or found[name].extras.get(figure, 0) for name in pair
+    )
     return first / second if second else float("inf")
 
 
@@ -169,8 +172,12 @@ def write_json(
     path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
 
+OURS = "ours"  # the contender drawn in its own colour
+
+
 def write_png(path: Path, rows: list[Row], about: dict[str, Any]) -> None:
-    """One bar chart per scenario and mode: requests/s, p99 written above each bar."""
+    """A column per scenario and mode: requests/s above (p99 and any errors written on
+    each bar), the server's CPU time per request below (steadier on a busy machine)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -179,19 +186,20 @@ def write_png(path: Path, rows: list[Row], about: dict[str, Any]) -> None:
     groups: dict[tuple[str, str], list[Row]] = {}
     for row in rows:
         groups.setdefault((row.scenario, row.mode), []).append(row)
-    figure, axes = pyplot.subplots(1, len(groups), figsize=(4.2 * len(groups), 4.6), squeeze=False)
-    for axis, ((scenario, mode), group) in zip(axes[0], groups.items(), strict=True):
-        bars = axis.bar([row.contender for row in group], [row.rps for row in group])
-        for bar, row in zip(bars, group, strict=True):
-            axis.annotate(
-                f"{row.rps:,.0f}\np99 {row.p99_ms:.0f} ms",
+    figure, axes = pyplot.subplots(2, len(groups), figsize=(4.2 * len(groups), 8), squeeze=False)
+    for column, ((scenario, mode), group) in enumerate(groups.items()):
+        title = f"{scenario} ({mode})" if mode else scenario
+        _bars(axes[0][column], group, [row.rps for row in group], f"{title}: requests/s")
+        for bar, row in zip(axes[0][column].patches, group, strict=True):
+            errors = f"\n{row.errors:,} errors" if row.errors else ""
+            axes[0][column].annotate(
+                f"{row.rps:,.0f}\np99 {row.p99_ms:,.0f} ms{errors}",
                 (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                ha="center", va="bottom", fontsize=8,
+                ha="center", va="bottom", fontsize=7,
             )  # fmt: skip
-        axis.set_title(f"{scenario} ({mode})" if mode else scenario)
-        axis.set_ylabel("requests/s")
-        axis.margins(y=0.2)
-        axis.tick_params(axis="x", labelrotation=30, labelsize=8)
+        cpu = [row.extras.get("cpu_us_per_request", 0) for row in group]
+        _bars(axes[1][column], group, cpu, "server CPU µs per request (lower is better)")
+        axes[1][column].bar_label(axes[1][column].containers[0], fmt="%.0f", fontsize=7)
     figure.suptitle(
         f"{about['cores']} cores, {about['cpu']}, Python {about['python']}, {about['date']}",
         fontsize=9,
@@ -199,6 +207,14 @@ def write_png(path: Path, rows: list[Row], about: dict[str, Any]) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     pyplot.close(figure)
+
+
+def _bars(axis: Any, group: list[Row], heights: list[float], title: str) -> None:
+    colours = ["tab:orange" if row.contender == OURS else "tab:blue" for row in group]
+    axis.bar([row.contender for row in group], heights, color=colours)
+    axis.set_title(title, fontsize=9)
+    axis.margins(y=0.25)
+    axis.tick_params(axis="x", labelrotation=30, labelsize=8)
 
 
 def _read(path: str) -> str:
