@@ -30,4 +30,8 @@ def test_auth_smoke(tmp_path: Path) -> None:
     for row in rows:
         assert row.errors == 0 and row.extras["requests"] > 0, row
     names = [target.name for target in gate.targets(rows)]
-    assert names == ["/auth: ours' errors", "/auth: ours / ceiling rps"]
+    assert names == [
+        "/auth: ours' errors",
+        "/auth: ours / ceiling rps",
+        "/auth: ceiling / ours CPU µs per request (steadier)",
+    ]
