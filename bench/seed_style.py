@@ -1,10 +1,12 @@
-"""The OAuth journey as the project's seed style writes it: the contender the journey
-scenario of `python -m bench` measures the bot against.
+"""The OAuth journey in the seed's style, as issue 9 names it: the contender the
+journey scenario of `python -m bench` measures the bot against.
 
 What a reader of WeChat's OAuth docs writes first, on the Bottle the seed used:
 every WeChat call is a new `requests.get` (no Session, so no pool: a new TCP
 connection and TLS handshake each time, the CA bundle loaded again), with no
-timeout, its answer read with `json.loads(response.text)`. It makes the same WeChat
+timeout, its answer read with `json.loads(response.text)`. (The seed's own client,
+commit 723b703, already held one pooled Session with timeouts: this is the style
+the issue describes, not that code.) It makes the same WeChat
 calls as the bot (the code exchange and userinfo on the callback, userinfo on each
 visit of /me) and keeps followers in SQLite (WAL), so the two differ in how they
 talk to WeChat, not in what they ask. The state is signed with its time (not
