@@ -28,7 +28,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=ACCOUNT_NAME,
         help=f"the account's name on the phone page (default {ACCOUNT_NAME})",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--tls-cert", help="serve HTTPS with this PEM certificate (chain); needs --tls-key"
+    )
+    parser.add_argument("--tls-key", help="the PEM private key of --tls-cert")
+    parser.add_argument(
+        "--round-trip",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="network round trip to inject, in milliseconds: once per request, and once per "
+        "handshake (TCP's, and TLS's) of a new connection (default 0)",
+    )
+    args = parser.parse_args(argv)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
+    if args.round_trip < 0:
+        parser.error("--round-trip cannot be negative")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -44,8 +61,10 @@ def main(argv: list[str] | None = None) -> None:
             callback_domain=args.callback_domain,
             aes_key=args.aes_key,
             account_name=args.account_name,
+            tls=(args.tls_cert, args.tls_key) if args.tls_cert else None,
+            round_trip=args.round_trip / 1000,
         ).start(args.host, args.port)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError) as exc:  # ssl.SSLError is an OSError
         print(f"simulator: {exc}", file=sys.stderr)
         sys.exit(2)
     print(f"WeChat simulator on {sim.url} (phone page: {sim.url}/phone)", file=sys.stderr)

@@ -42,6 +42,7 @@ from simulator.push import (
 )
 from simulator.routes import Router
 from simulator.server import HTTPServerThread
+from simulator.tls import server_context
 
 log = logging.getLogger("simulator")
 
@@ -134,6 +135,8 @@ class Simulator:
         push_timeout: float = 5.0,
         gh_id: str | None = None,
         account_name: str = ACCOUNT_NAME,
+        tls: tuple[str, str] | None = None,
+        round_trip: float = 0.0,
     ) -> None:
         if not TOKEN_PATTERN.fullmatch(token):
             raise ValueError("token must be 3-32 letters or digits")
@@ -148,6 +151,10 @@ class Simulator:
         self.trusted_ca: str | None = None
         self.gh_id = gh_id or "gh_" + hashlib.sha1(app_id.encode()).hexdigest()[:12]  # noqa: S324
         self.account_name = account_name
+        # HTTPS with this (certificate, key) pair of PEM files, as WeChat's servers speak
+        # it; and the network's round trip (seconds) to sleep per request and handshake.
+        self.tls = tls
+        self.round_trip = round_trip
         self.crypto = MessageCrypto(aes_key, app_id) if aes_key else None
         self.clock = Clock()
         self.oauth = OAuthStore(self.clock, app_id, app_secret)
@@ -169,9 +176,13 @@ class Simulator:
     def start(self, host: str = "127.0.0.1", port: int = 0) -> "Simulator":
         """Serve on a background thread (port 0 picks a free one); a second call is a no-op."""
         if self._server is None:
-            self._server = HTTPServerThread(host, port, Router(self).handle)
+            context = server_context(*self.tls) if self.tls else None
+            self._server = HTTPServerThread(
+                host, port, Router(self).handle, context, self.round_trip
+            )
             bracketed = f"[{host}]" if ":" in host else host
-            self._url = f"http://{bracketed}:{self._server.port}"
+            scheme = "https" if self.tls else "http"
+            self._url = f"{scheme}://{bracketed}:{self._server.port}"
         return self
 
     def stop(self) -> None:
@@ -369,6 +380,7 @@ class Simulator:
             return AuthorizeResult(None, 10003, error_page(10003, text))
         with requests.Session() as browser:
             browser.trust_env = False
+            browser.verify = self.tls[0] if self.tls else True  # its own certificate
             if openid:
                 browser.cookies.set("sim_openid", openid)
             page = browser.get(f"{self.url}{parts.path}?{parts.query}", allow_redirects=False)

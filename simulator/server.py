@@ -1,11 +1,14 @@
 """A small threaded HTTP server around one dispatch function, with full control of the wire."""
 
+import contextlib
 import json
 import logging
 import re
 import socket
+import ssl
 import struct
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
@@ -77,6 +80,13 @@ App = Callable[[Request], Response]
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "WeChatSimulator"
+    # Keep-alive, as WeChat's API servers do: a client with a connection pool reuses them.
+    protocol_version = "HTTP/1.1"
+    timeout = 60  # an idle kept-alive connection is closed after this many seconds
+    # The head and the body go out in two writes: with Nagle's algorithm the body would
+    # wait for the client's delayed ACK of the head (40 ms on Linux) on a kept-alive
+    # connection. Web servers set TCP_NODELAY; so does this one.
+    disable_nagle_algorithm = True
     server: "_Server"
 
     def version_string(self) -> str:
@@ -88,6 +98,8 @@ class _Handler(BaseHTTPRequestHandler):
     do_POST = do_DELETE = do_GET
 
     def _dispatch(self) -> None:
+        if self.server.round_trip:  # the request's way there and the answer's way back
+            time.sleep(self.server.round_trip)
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY:
             self.send_error(413)
@@ -138,17 +150,63 @@ class _Server(ThreadingHTTPServer):
     # wait for SYN retransmits or be reset, which WeChat's servers do not do.
     request_queue_size = 128
 
-    def __init__(self, host: str, port: int, app: App) -> None:
+    def __init__(
+        self, host: str, port: int, app: App, tls: ssl.SSLContext | None, round_trip: float
+    ) -> None:
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         super().__init__((host, port), _Handler)
         self.app = app
+        self.tls = tls
+        self.round_trip = round_trip
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """One connection, on its own thread: the round trips of its set-up (TCP's
+        handshake, and TLS's), the TLS handshake, then its requests until it closes."""
+        if self.round_trip:
+            time.sleep(self.round_trip * (2 if self.tls else 1))
+        if self.tls is not None:
+            try:
+                request = self.tls.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError) as exc:
+                log.info("%s TLS handshake failed: %s", client_address[0], exc)
+                return
+        with self._open_lock:
+            self._open.add(request)
+        try:
+            super().finish_request(request, client_address)
+        finally:
+            with self._open_lock:
+                self._open.discard(request)
+            if self.tls is not None:
+                request.close()
+
+    def close_connections(self) -> None:
+        """Hang up every open connection, kept-alive ones too: a stopped WeChat answers
+        nobody, not even a client that still holds a connection from before."""
+        with self._open_lock:
+            connections = list(self._open)
+        for connection in connections:
+            with contextlib.suppress(OSError):  # it closed by itself meanwhile
+                connection.shutdown(socket.SHUT_RDWR)
 
 
 class HTTPServerThread:
-    """Serves `app` on a background thread; port 0 picks a free port."""
+    """Serves `app` on a background thread; port 0 picks a free port. With `tls`, every
+    connection speaks HTTPS; `round_trip` (seconds) is slept once per request and once
+    per handshake (TCP's, and TLS's), as a distant server's network would make a client
+    wait."""
 
-    def __init__(self, host: str, port: int, app: App) -> None:
-        self._server = _Server(host, port, app)
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        app: App,
+        tls: ssl.SSLContext | None = None,
+        round_trip: float = 0.0,
+    ) -> None:
+        self._server = _Server(host, port, app, tls, round_trip)
         self.port: int = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -159,4 +217,5 @@ class HTTPServerThread:
         """Stop accepting, close the socket and wait for the serving thread."""
         self._server.shutdown()
         self._server.server_close()
+        self._server.close_connections()
         self._thread.join()

@@ -1,11 +1,9 @@
 """Debian's nginx and Caddy as the tests run them: on loopback, in a throwaway
 directory, serving a sample of deploy/ as shipped (only addresses, ports and paths
-swapped), with a certificate made here when the sample speaks TLS."""
+swapped), with a certificate from simulator.tls when the sample speaks TLS."""
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import os
 import shutil
 import signal
@@ -15,10 +13,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from tests.conftest import ROOT
 
@@ -59,36 +53,6 @@ def answers(url: str, verify: str | bool = True) -> bool:
         except (requests.ConnectionError, requests.Timeout):
             return False
     return True
-
-
-def self_signed(directory: Path, host: str) -> tuple[Path, Path]:
-    """A certificate for `host` and 127.0.0.1, and its key (PEM files in `directory`)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-    now = datetime.datetime.now(datetime.UTC)
-    names = [x509.DNSName(host), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert, private = directory / "cert.pem", directory / "key.pem"
-    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    private.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert, private
 
 
 class Nginx:

@@ -22,9 +22,10 @@ import requests
 
 import routes
 from simulator import Simulator
+from simulator.tls import self_signed
 from tests import proxies
 from tests.conftest import ANCHOR, APP_SECRET, ROOT, free_port, new_simulator, write_config
-from tests.proxies import DEPLOY, self_signed, swapped, tool, wait_until
+from tests.proxies import DEPLOY, swapped, tool, wait_until
 
 HOST = "bot.example.com"  # the sample's server_name
 API_KEY = "0perat0r-k3y-f0r-the-depl0y-test-0f-the-b0t"

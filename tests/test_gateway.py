@@ -22,9 +22,10 @@ import pytest
 import requests
 
 import routes
+from simulator.tls import self_signed
 from tests import proxies
 from tests.conftest import ROOT, free_port, write_config
-from tests.proxies import self_signed, swapped
+from tests.proxies import swapped
 from tests.test_cli import _wait_for
 
 IDENTITY = ("x-wechat-openid", "x-wechat-scope", "x-wechat-unionid", "x-wechat-nickname")
