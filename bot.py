@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from werobot.robot import BaseRoBot
@@ -17,8 +18,17 @@ from werobot.robot import BaseRoBot
 import config as settings
 import routes
 from handlers import Handlers
-from oauth import AuthorizeLinks, SignIn, StateSigner, TokenUpkeep, WeChatOAuth, derive_key
+from oauth import (
+    PAGE_DEADLINE,
+    AuthorizeLinks,
+    SignIn,
+    StateSigner,
+    TokenUpkeep,
+    WeChatOAuth,
+    derive_key,
+)
 from oauth.basic_token import BasicToken
+from oauth.client import BUSY_PAUSES, CONNECT_TIMEOUT, READ_TIMEOUT
 from oauth.jssdk import JsapiTicket, JsSdk, PageURLs
 from oauth.menu import AccountMenu
 from request_log import log_requests
@@ -31,20 +41,36 @@ from web.gate import Gate
 from web.jssdk import JsSdkConfig
 from wechat import MessageServer, RetryGuard
 from wechat.crypto import message_crypto
+from wechat.dedupe import WAIT_FOR_FIRST
 
 log = logging.getLogger("bot")
+
+
+@dataclass(frozen=True)
+class Timings:
+    """How long the bot waits on others, in seconds. The defaults are production's,
+    set by what WeChat and followers tolerate (see where each is defined); the tests
+    scale them down to see the same behaviour without waiting it out."""
+
+    page_deadline: float = PAGE_DEADLINE  # a page's WeChat calls, all together
+    read_timeout: float = READ_TIMEOUT  # one WeChat call's answer
+    busy_pauses: tuple[float, ...] = BUSY_PAUSES  # before asking a busy WeChat again
+    wait_for_first: float = WAIT_FOR_FIRST  # a copy of a push, for the first one's answer
 
 
 class Bot:
     """The WSGI app: the message endpoint on `wechat_path`, the proxies' /auth, the web
     pages elsewhere."""
 
-    def __init__(self, config: settings.Config) -> None:
+    def __init__(self, config: settings.Config, timings: Timings = Timings()) -> None:
         w, o, s = config.wechat, config.oauth, config.server
+        t = timings
         # storage
         self.store = Store.from_url(config.storage.url, base_dir=Path(config.source).parent)
         # OAuth
-        self.client = WeChatOAuth(w.app_id, w.app_secret, w.api_base)
+        self.client = WeChatOAuth(
+            w.app_id, w.app_secret, w.api_base, (CONNECT_TIMEOUT, t.read_timeout), t.busy_pauses
+        )
         signer = StateSigner(derive_key(w.app_secret, "state"), o.state_ttl)
         self.links = AuthorizeLinks(
             w.open_base, w.app_id, config.callback_url, o.scope, signer, self.store
@@ -55,7 +81,8 @@ class Bot:
         )
         Handlers(self.links.link, o.link_text, self.store.acquaintance).register(robot)
         # routes
-        self.guard = RetryGuard(DeliveryLedger.beside(self.store.engine), w.max_clock_skew)
+        ledger = DeliveryLedger.beside(self.store.engine)
+        self.guard = RetryGuard(ledger, w.max_clock_skew, wait_for_first=t.wait_for_first)
         crypto = message_crypto(w.token, w.app_id, w.encoding_aes_key, w.previous_encoding_aes_key)
         self.messages = MessageServer(robot, w.token, w.max_clock_skew, self.guard, crypto=crypto)
         cookies = CookieSigner(
@@ -67,7 +94,9 @@ class Bot:
         destinations = Destinations(s.public_url, o.return_hosts)
         sign_in = SignIn(self.client, self.store, self.store, self.store, signer, o.lang)
         upkeep = TokenUpkeep(self.client, self.store, o.lang)
-        self.pages = create_web_app(self.links, sign_in, upkeep, cookies, self.store, destinations)
+        self.pages = create_web_app(
+            self.links, sign_in, upkeep, cookies, self.store, destinations, t.page_deadline
+        )
         self.gate = Gate(cookies, destinations, s.public_url)  # /auth: the cookie alone
         self.wechat_path = s.wechat_path
         # the account's basic access_token: one owner, shared through the store

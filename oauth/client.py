@@ -86,11 +86,13 @@ class WeChatOAuth:
         app_secret: str,
         api_base: str = "https://api.weixin.qq.com",
         timeout: tuple[float, float] = (CONNECT_TIMEOUT, READ_TIMEOUT),
+        busy_pauses: tuple[float, ...] = BUSY_PAUSES,
     ) -> None:
         self.app_id = app_id
         self._secret = app_secret
         self.api_base = api_base.rstrip("/")
         self.timeout = timeout
+        self.busy_pauses = busy_pauses
         self.session = requests.Session()
         self.session.mount("http://", HTTPAdapter(pool_maxsize=32))
         self.session.mount("https://", HTTPAdapter(pool_maxsize=32))
@@ -181,7 +183,7 @@ class WeChatOAuth:
         """One call (GET with `params`, or POST of JSON `payload`), asked again after a pause
         while WeChat is busy and time allows."""
         deadline = deadline or Deadline()
-        for pause in BUSY_PAUSES if retry else ():
+        for pause in self.busy_pauses if retry else ():
             try:
                 return self._once(endpoint, deadline, params, payload)
             except WeChatAPIError as exc:

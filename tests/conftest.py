@@ -24,7 +24,7 @@ import requests
 import waitress
 
 import config as settings
-from bot import Bot
+from bot import Bot, Timings
 from simulator import Simulator
 from tests.postgres import ThrowawayDatabase, Unreachable
 
@@ -35,6 +35,11 @@ TOKEN = "testtoken123"
 AES_KEY = "N3wKeyN3wKeyN3wKeyN3wKeyN3wKeyN3wKeyN3wKeyN"
 OLD_AES_KEY = "0ldKey0ldKey0ldKey0ldKey0ldKey0ldKey0ldKey0"
 ANCHOR = re.compile(r'<a href="([^"]+)">([^<]+)</a>')
+PRODUCTION = Timings()
+# The bot's waits on WeChat and on a first copy, scaled down for the tests that wait
+# them out: the same behaviour (a page's deadline, one call's timeout, a copy giving
+# up), seen in a second or two instead of production's eight.
+FAST = Timings(page_deadline=2.0, read_timeout=1.0, busy_pauses=(0.02, 0.05), wait_for_first=0.5)
 
 
 def free_port() -> int:
@@ -83,15 +88,18 @@ def write_config(
 class BotServer:
     """The bot behind waitress in a thread, restartable on the same port and database."""
 
-    def __init__(self, config_path: Path, environ: dict[str, str]) -> None:
+    def __init__(
+        self, config_path: Path, environ: dict[str, str], timings: Timings = PRODUCTION
+    ) -> None:
         self.config = settings.load(config_path, environ)
+        self.timings = timings
         self.port = self.config.server.port
         self.url = f"http://127.0.0.1:{self.port}"
         self.wechat_url = self.url + self.config.server.wechat_path
         self.start()
 
     def start(self) -> None:
-        self.app = Bot(self.config)
+        self.app = Bot(self.config, self.timings)
         self.server = waitress.create_server(self.app, host="127.0.0.1", port=self.port, threads=8)
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -230,13 +238,16 @@ def make_sim():
 
 @pytest.fixture
 def start_bot(sim: Simulator, tmp_path: Path, db_url: str):
-    """Start a bot wired to `sim` on `db_url`; `BOT_*` keyword arguments override its config."""
+    """Start a bot wired to `sim` on `db_url`; `BOT_*` keyword arguments override its
+    config, `timings` its waits (production's by default)."""
     started: list[BotServer] = []
 
-    def start(scope: str = "snsapi_userinfo", **environ: str) -> BotServer:
+    def start(
+        scope: str = "snsapi_userinfo", timings: Timings = PRODUCTION, **environ: str
+    ) -> BotServer:
         port = free_port()
         path = write_config(tmp_path / "config.toml", port, sim.url, scope, db_url)
-        server = BotServer(path, environ)
+        server = BotServer(path, environ, timings)
         sim.bot_url = server.wechat_url
         started.append(server)
         return server

@@ -63,7 +63,6 @@ from sqlalchemy import update
 import routes
 from config import Server
 from oauth import StateSigner, derive_key
-from oauth.client import READ_TIMEOUT
 from oauth.sign_in import REPLAY_GRACE
 from oauth.urls import BASE, SCOPES, USERINFO
 from simulator.crypto import signature as wechat_sign
@@ -73,6 +72,7 @@ from tests.conftest import (
     ANCHOR,
     APP_ID,
     APP_SECRET,
+    FAST,
     TOKEN,
     BotServer,
     free_port,
@@ -765,14 +765,15 @@ class Signed:
 
 
 class Site:
-    """WeChat and one bot per scope; on the userinfo bot a victim and a bystander are
+    """WeChat and one bot per scope (on the scaled-down timings: a slow WeChat costs a
+    second, not five); on the userinfo bot a victim and a bystander are
     signed in. Every page attack aims at them, and must leave them as they were."""
 
     def __init__(self, homes: dict[str, Path]) -> None:
         self.sim = new_simulator()
         self.bots = {
             scope: BotServer(
-                write_config(home / "config.toml", free_port(), self.sim.url, scope), {}
+                write_config(home / "config.toml", free_port(), self.sim.url, scope), {}, FAST
             )
             for scope, home in homes.items()
         }
@@ -1223,7 +1224,7 @@ REFRESH = "/sns/oauth2/refresh_token"
 USERINFO_API = "/sns/userinfo"
 AUTH_API = "/sns/auth"
 KINDS = ("busy", "slow", "http_error", "garbage", "html", "truncated", "reset")
-SLOW = READ_TIMEOUT + 1  # a `slow` answer comes later than one call may wait
+SLOW = FAST.read_timeout * 1.5  # a `slow` answer comes later than one call may wait
 TRIES_WHEN_BUSY = 3
 OFFLINE = "暂时无法连接微信"
 

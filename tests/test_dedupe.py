@@ -20,12 +20,13 @@ from sqlalchemy import text
 
 from storage import DeliveryLedger, Store
 from storage.deliveries import SLICES, delivery_id
-from tests.conftest import ROOT, TOKEN, free_port
+from tests.conftest import FAST, ROOT, TOKEN, free_port
 from tests.test_wire import signed_query, text_xml
 from wechat.dedupe import RETRY_WINDOW, WAIT_FOR_FIRST, RetryGuard
 from wechat.replies import NO_REPLY
 
 SKEW = 300  # wechat.max_clock_skew
+GIVE_UP = FAST.wait_for_first  # the tests' scaled-down wait for a first copy's answer
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
 
 
@@ -204,7 +205,8 @@ def test_a_later_copy_in_another_process_gets_the_answer(db_url):
 
 
 def test_recent_answers_are_kept_within_a_byte_budget(db_url):
-    forgetful = RetryGuard(_ledger(db_url), SKEW, memory=0)  # keeps no answer at all
+    # keeps no answer at all
+    forgetful = RetryGuard(_ledger(db_url), SKEW, memory=0, wait_for_first=GIVE_UP)
     try:
         forgetful.run("m:11", lambda: b"<xml>first</xml>")
         # the answer left memory unsaved: a later copy cannot get it, and runs nothing
@@ -234,7 +236,9 @@ def test_without_the_database_a_copy_in_another_process_runs_nothing(tmp_path):
     """Claims in shared memory still hold; only the first answer cannot be handed on."""
     url = f"sqlite:///{tmp_path / 'broken.sqlite3'}"
     store = Store.from_url(url)
-    first, second = (RetryGuard(DeliveryLedger(store.engine), SKEW) for _ in range(2))
+    first, second = (
+        RetryGuard(DeliveryLedger(store.engine), SKEW, wait_for_first=GIVE_UP) for _ in range(2)
+    )
     _drop_the_ledger_table(store)
     try:
         assert first.run("m:1", lambda: b"<xml>first</xml>") == b"<xml>first</xml>"
@@ -245,7 +249,7 @@ def test_without_the_database_a_copy_in_another_process_runs_nothing(tmp_path):
 
 
 def test_a_copy_gives_up_with_success_when_the_first_never_answers(db_url):
-    guard = RetryGuard(_ledger(db_url), SKEW)
+    guard = RetryGuard(_ledger(db_url), SKEW, wait_for_first=GIVE_UP)
     _ledger(db_url).claim(delivery_id("m:9"), int(time.time()))  # died mid-handler
     try:
         assert guard.run("m:9", lambda: b"<xml>twice</xml>") == NO_REPLY

@@ -8,12 +8,12 @@ import pytest
 
 from oauth import Deadline, WeChatAPIError, WeChatOAuth, WeChatUnavailable
 from oauth.urls import authorize_url
-from tests.conftest import APP_ID, APP_SECRET
+from tests.conftest import APP_ID, APP_SECRET, FAST
 
 
 @pytest.fixture
 def client(sim):
-    client = WeChatOAuth(APP_ID, APP_SECRET, api_base=sim.url, timeout=(2, 2))
+    client = WeChatOAuth(APP_ID, APP_SECRET, api_base=sim.url, timeout=(2, FAST.read_timeout))
     yield client
     client.close()
 
@@ -178,7 +178,7 @@ def test_busy_is_not_asked_again_past_the_deadline(sim, client):
 
 
 def test_slow_answer_times_out(sim, client):
-    sim.fault("/sns/userinfo", "slow", seconds=3)
+    sim.fault("/sns/userinfo", "slow", seconds=FAST.read_timeout * 1.5)
     with pytest.raises(WeChatUnavailable) as caught:
         client.userinfo("t", "o")
     assert "timed out" in str(caught.value)

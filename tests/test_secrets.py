@@ -30,12 +30,12 @@ import requests
 
 import routes
 from oauth import derive_key
-from oauth.client import READ_TIMEOUT
 from oauth.urls import BASE
 from simulator import Simulator
 from tests.conftest import (
     AES_KEY,
     APP_SECRET,
+    FAST,
     OLD_AES_KEY,
     TOKEN,
     BotServer,
@@ -142,7 +142,7 @@ class Journey:
     def _bot(self, home: Path, scope: str, environ: dict[str, str]) -> BotServer:
         home.mkdir()
         bot = BotServer(
-            write_config(home / "config.toml", free_port(), self.sim.url, scope), environ
+            write_config(home / "config.toml", free_port(), self.sim.url, scope), environ, FAST
         )
         bot.server.application = Wiretap(bot.app, self.answers)
         return bot
@@ -230,7 +230,7 @@ class Journey:
 
     def _failing(self, path: str, kind: str, page: Callable[[], object]) -> None:
         """Open `page` while `path` fails (its answer is checked in test_catalogue.py)."""
-        self.sim.fault(path, kind, times=3, seconds=READ_TIMEOUT + 1)
+        self.sim.fault(path, kind, times=3, seconds=FAST.read_timeout * 1.5)
         try:
             page()
         finally:

@@ -3,7 +3,8 @@
 Every fault kind on every sns call is named in test_catalogue.py (section 9), with the
 page it gives and the stored follower left as it was. Here: a busy WeChat (-1) that
 answers on the second try is not noticed, and however many calls a page makes, it
-answers within PAGE_DEADLINE.
+answers within its deadline. The bots here wait on WeChat on the tests' scaled-down
+timings (conftest.FAST): the same deadline and timeouts, a fraction as long.
 """
 
 from __future__ import annotations
@@ -12,15 +13,15 @@ import time
 
 import pytest
 
-from oauth import PAGE_DEADLINE
-from oauth.client import READ_TIMEOUT
-from tests.conftest import Follower
+from tests.conftest import FAST, Follower
 
 EXCHANGE = "/sns/oauth2/access_token"
 REFRESH = "/sns/oauth2/refresh_token"
 USERINFO = "/sns/userinfo"
 AUTH = "/sns/auth"
-SLOW = READ_TIMEOUT + 1  # a `slow` fault longer than one call may wait
+READ_TIMEOUT = FAST.read_timeout
+PAGE_DEADLINE = FAST.page_deadline
+SLOW = READ_TIMEOUT * 1.5  # a `slow` fault longer than one call may wait
 MARGIN = 1.0  # what a page may take beyond the deadline: our own work, not WeChat's
 
 
@@ -30,7 +31,7 @@ def calls(sim, path: str) -> int:
 
 def signed_in(sim, start_bot, path: str) -> Follower:
     """A signed-in follower (of a bot of their own) whose next /me calls `path` first."""
-    bot = start_bot(scope="snsapi_base" if path == AUTH else "snsapi_userinfo")
+    bot = start_bot(scope="snsapi_base" if path == AUTH else "snsapi_userinfo", timings=FAST)
     if path == REFRESH:
         sim.access_token_ttl = 30  # inside the bot's refresh margin: /me refreshes first
     follower = Follower(sim, bot, sim.default_openid)
@@ -49,9 +50,14 @@ def test_busy_once_is_asked_again(sim, start_bot, path):
     assert calls(sim, path) == 2
 
 
+@pytest.fixture
+def bot(start_bot):
+    return start_bot(timings=FAST)
+
+
 def test_callback_answers_within_the_deadline(sim, bot, follower):
     location = follower.tap(follower.link())
-    sim.fault(EXCHANGE, "slow", seconds=READ_TIMEOUT - 1)  # slow, yet in time for one call
+    sim.fault(EXCHANGE, "slow", seconds=READ_TIMEOUT * 0.7)  # slow, yet in time for one call
     sim.fault(USERINFO, "slow", seconds=SLOW)
     started = time.monotonic()
     answer = follower.open(location)
@@ -64,7 +70,7 @@ def test_callback_answers_within_the_deadline(sim, bot, follower):
 def test_me_answers_within_the_deadline_however_many_calls(sim, follower):
     assert follower.authorize().status_code == 303
     sim.expire_access_tokens(follower.openid)  # userinfo says 42001: refresh, then userinfo again
-    each = READ_TIMEOUT - 0.5  # every call in time on its own, not all three together
+    each = READ_TIMEOUT * 0.8  # every call in time on its own, not all three together
     sim.fault(USERINFO, "slow", times=2, seconds=each)
     sim.fault(REFRESH, "slow", seconds=each)
     started = time.monotonic()

@@ -16,6 +16,7 @@ from bottle import Bottle, HTTPResponse, request, response
 
 import routes
 from oauth import (
+    PAGE_DEADLINE,
     AuthorizationFailed,
     AuthorizeLinks,
     Browser,
@@ -62,7 +63,9 @@ def create_web_app(
     cookies: CookieSigner,
     store: Store,
     destinations: Destinations,
+    page_deadline: float = PAGE_DEADLINE,
 ) -> WSGIApp:
+    """`page_deadline`: the seconds a page may spend on WeChat's calls, all together."""
     app = Bottle()
     app.config["catchall"] = True
 
@@ -87,7 +90,9 @@ def create_web_app(
         try:
             code, state = _only("code"), _only("state")
             destination = sign_in.destination(state)
-            follower = sign_in.complete(code, state, destination, _browser(cookies), Deadline())
+            follower = sign_in.complete(
+                code, state, destination, _browser(cookies), Deadline(page_deadline)
+            )
         except AuthorizationFailed as exc:
             log.info("callback refused: %s", exc.reason)
             if exc.reason == "snapshot":
@@ -109,7 +114,7 @@ def create_web_app(
     @app.get(routes.ME)
     def me() -> HTTPResponse:
         identity = cookies.read(request.environ.get("HTTP_COOKIE"))
-        visit = upkeep.visit(identity.openid, Deadline()) if identity else None
+        visit = upkeep.visit(identity.openid, Deadline(page_deadline)) if identity else None
         if visit is None:
             return html(200, pages.not_authorized(links.link()))
         if visit.standing is Standing.REAUTHORIZE:

@@ -50,11 +50,19 @@ class _Answer:
 
 
 class RetryGuard:
-    def __init__(self, ledger: DeliveryLedger, max_skew: int, memory: int = ANSWER_MEMORY) -> None:
+    def __init__(
+        self,
+        ledger: DeliveryLedger,
+        max_skew: int,
+        memory: int = ANSWER_MEMORY,
+        wait_for_first: float = WAIT_FOR_FIRST,
+    ) -> None:
         """`max_skew`: how far a push's timestamp may be from now. A delivery is
         remembered while a copy of it can still carry a valid signature (up to
-        twice that, when the clocks disagree), or a replay would run again."""
+        twice that, when the clocks disagree), or a replay would run again.
+        `wait_for_first`: how long a copy waits for the first one's answer."""
         self.ledger = ledger
+        self.wait_for_first = wait_for_first
         self.keep = 2 * max_skew + RETRY_WINDOW
         self.memory = memory
         self._flushes = 0
@@ -74,7 +82,9 @@ class RetryGuard:
         delivery = delivery_id(key)
         with self._lock:
             if delivery in self._in_flight:  # a copy in this process: wait for the first
-                self._answered.wait_for(lambda: delivery not in self._in_flight, WAIT_FOR_FIRST)
+                self._answered.wait_for(
+                    lambda: delivery not in self._in_flight, self.wait_for_first
+                )
             if delivery in self._answers:
                 return self._answers[delivery].body
             if delivery in self._in_flight:  # the first is still working: give up
@@ -98,7 +108,7 @@ class RetryGuard:
 
     def _resolve(self, delivery: int, produce: Callable[[], bytes]) -> tuple[bytes, bool]:
         """The answer, and whether this copy produced it (else it came from elsewhere)."""
-        deadline = time.monotonic() + WAIT_FOR_FIRST
+        deadline = time.monotonic() + self.wait_for_first
         now = int(time.time())
         claimed_at = self._claim(delivery, now)
         if claimed_at is None:
