@@ -4,7 +4,6 @@ copy gets the first answer."""
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import subprocess
@@ -20,7 +19,9 @@ from sqlalchemy import text
 
 from storage import DeliveryLedger, Store
 from storage.deliveries import SLICES, delivery_id
+from tests import processes
 from tests.conftest import FAST, ROOT, TOKEN, free_port
+from tests.processes import new_ledger
 from tests.test_wire import signed_query, text_xml
 from wechat.dedupe import RETRY_WINDOW, WAIT_FOR_FIRST, RetryGuard
 from wechat.replies import NO_REPLY
@@ -28,18 +29,6 @@ from wechat.replies import NO_REPLY
 SKEW = 300  # wechat.max_clock_skew
 GIVE_UP = FAST.wait_for_first  # the tests' scaled-down wait for a first copy's answer
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
-
-
-def _ledger(url: str, shared_memory: bool = True) -> DeliveryLedger:
-    """With SQLite, claims in shared memory (the default) or in the database."""
-    return DeliveryLedger(Store.from_url(url).engine, shared_memory)
-
-
-def _claim_all(url: str, shared_memory: bool, keys: list[str], barrier, results) -> None:
-    ledger = _ledger(url, shared_memory)
-    barrier.wait(timeout=60)  # a worker that failed to start must not hang the rest
-    now = int(time.time())
-    results.put([key for key in keys if ledger.claim(delivery_id(key), now) is None])
 
 
 def test_each_delivery_is_claimed_once_among_processes(db_url):
@@ -53,10 +42,12 @@ def test_without_shared_memory_sqlite_claims_each_delivery_once(tmp_path):
 def _claimed_once_among_processes(url: str, shared_memory: bool) -> None:
     Store.from_url(url).close()
     keys = [f"m:{i}" for i in range(200)]
-    context = multiprocessing.get_context("spawn")
+    context = processes.context()
     barrier, results = context.Barrier(4), context.Queue()
     workers = [
-        context.Process(target=_claim_all, args=(url, shared_memory, keys, barrier, results))
+        context.Process(
+            target=processes.claim_all, args=(url, shared_memory, keys, barrier, results)
+        )
         for _ in range(4)
     ]
     for worker in workers:
@@ -68,7 +59,7 @@ def _claimed_once_among_processes(url: str, shared_memory: bool) -> None:
 
 
 def test_an_answer_saved_in_one_process_is_read_in_another(db_url):
-    first, second = _ledger(db_url), _ledger(db_url)
+    first, second = new_ledger(db_url), new_ledger(db_url)
     now = int(time.time())
     assert first.claim(1, now) is None
     first.claim(2, now)
@@ -81,7 +72,7 @@ def test_an_answer_saved_in_one_process_is_read_in_another(db_url):
 
 
 def test_old_deliveries_are_swept_slice_by_slice(db_url):
-    ledger = _ledger(db_url)
+    ledger = new_ledger(db_url)
     now = int(time.time())
     old = [delivery_id(f"m:old{i}") for i in range(50)]
     for delivery in old:
@@ -95,7 +86,7 @@ def test_old_deliveries_are_swept_slice_by_slice(db_url):
 @pytest.mark.backends("sqlite")
 def test_an_overgrown_write_ahead_log_is_emptied(tmp_path):
     path = tmp_path / "wal.sqlite3"
-    ledger = _ledger(f"sqlite:///{path}")
+    ledger = new_ledger(f"sqlite:///{path}")
     for i in range(100):
         ledger.claim(i, int(time.time()))
         ledger.claim(i, int(time.time()))  # a copy: the database learns it is wanted
@@ -128,21 +119,17 @@ def test_an_unreadable_ledger_file_is_replaced(tmp_path, db_url):
     assert ledger.claim(1, int(time.time())) is not None
 
 
-def _open_ledger(url: str, barrier, results) -> None:
-    store = Store.from_url(url)
-    barrier.wait(timeout=60)
-    ledger = DeliveryLedger.beside(store.engine)
-    results.put(ledger.claim(7, int(time.time())))
-
-
 @pytest.mark.backends("sqlite")
 def test_workers_starting_at_once_share_one_ledger(tmp_path):
     """A ledger another worker is creating is locked, not broken: never replaced."""
     url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
     Store.from_url(url).close()
-    context = multiprocessing.get_context("spawn")
+    context = processes.context()
     barrier, results = context.Barrier(6), context.Queue()
-    workers = [context.Process(target=_open_ledger, args=(url, barrier, results)) for _ in range(6)]
+    workers = [
+        context.Process(target=processes.open_ledger, args=(url, barrier, results))
+        for _ in range(6)
+    ]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -153,7 +140,7 @@ def test_workers_starting_at_once_share_one_ledger(tmp_path):
 
 
 def test_copies_in_one_process_wait_for_the_first_answer(db_url):
-    guard = RetryGuard(_ledger(db_url), SKEW)
+    guard = RetryGuard(new_ledger(db_url), SKEW)
     runs = []
 
     def produce() -> bytes:
@@ -172,8 +159,8 @@ def test_copies_in_one_process_wait_for_the_first_answer(db_url):
 
 def test_a_copy_in_another_process_gets_the_slow_first_answer(db_url):
     first, second = (
-        RetryGuard(_ledger(db_url), SKEW),
-        RetryGuard(_ledger(db_url), SKEW),
+        RetryGuard(new_ledger(db_url), SKEW),
+        RetryGuard(new_ledger(db_url), SKEW),
     )  # two workers' guards
     started = threading.Event()
 
@@ -194,7 +181,7 @@ def test_a_copy_in_another_process_gets_the_slow_first_answer(db_url):
 
 
 def test_a_later_copy_in_another_process_gets_the_answer(db_url):
-    first, second = RetryGuard(_ledger(db_url), SKEW), RetryGuard(_ledger(db_url), SKEW)
+    first, second = RetryGuard(new_ledger(db_url), SKEW), RetryGuard(new_ledger(db_url), SKEW)
     try:
         answer = first.run("m:6", lambda: b"<xml>answered a while ago</xml>")
         time.sleep(1.0)  # many flushes later: WeChat's retry after its connection broke
@@ -206,7 +193,7 @@ def test_a_later_copy_in_another_process_gets_the_answer(db_url):
 
 def test_recent_answers_are_kept_within_a_byte_budget(db_url):
     # keeps no answer at all
-    forgetful = RetryGuard(_ledger(db_url), SKEW, memory=0, wait_for_first=GIVE_UP)
+    forgetful = RetryGuard(new_ledger(db_url), SKEW, memory=0, wait_for_first=GIVE_UP)
     try:
         forgetful.run("m:11", lambda: b"<xml>first</xml>")
         # the answer left memory unsaved: a later copy cannot get it, and runs nothing
@@ -249,8 +236,8 @@ def test_without_the_database_a_copy_in_another_process_runs_nothing(tmp_path):
 
 
 def test_a_copy_gives_up_with_success_when_the_first_never_answers(db_url):
-    guard = RetryGuard(_ledger(db_url), SKEW, wait_for_first=GIVE_UP)
-    _ledger(db_url).claim(delivery_id("m:9"), int(time.time()))  # died mid-handler
+    guard = RetryGuard(new_ledger(db_url), SKEW, wait_for_first=GIVE_UP)
+    new_ledger(db_url).claim(delivery_id("m:9"), int(time.time()))  # died mid-handler
     try:
         assert guard.run("m:9", lambda: b"<xml>twice</xml>") == NO_REPLY
     finally:
@@ -258,9 +245,9 @@ def test_a_copy_gives_up_with_success_when_the_first_never_answers(db_url):
 
 
 def test_a_replay_after_wechats_retries_gets_success_at_once(db_url):
-    guard = RetryGuard(_ledger(db_url), SKEW)
+    guard = RetryGuard(new_ledger(db_url), SKEW)
     claimed_at = int(time.time()) - RETRY_WINDOW - 1  # answered long ago, nobody wanted it
-    _ledger(db_url).claim(delivery_id("m:10"), claimed_at)
+    new_ledger(db_url).claim(delivery_id("m:10"), claimed_at)
     started = time.monotonic()
     try:
         assert guard.run("m:10", lambda: b"<xml>twice</xml>") == NO_REPLY

@@ -3,7 +3,6 @@ a database made before migrations upgraded with its rows, instances starting at 
 
 from __future__ import annotations
 
-import multiprocessing
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from storage.migrate import MIGRATIONS, latest
 from storage.schema import ledger_metadata, metadata
 from storage.store import create_store_engine
 from tests import legacy_schema as legacy
+from tests import processes
 from tests.conftest import ROOT, write_config
 from tests.test_cli import run
 
@@ -158,18 +158,13 @@ def test_a_database_newer_than_the_code_is_refused_in_one_line(tmp_path, db_url)
     ]
 
 
-def _open(url: str, barrier, results) -> None:
-    try:
-        barrier.wait(timeout=60)
-        results.put(Store.from_url(url).migrated.applied)
-    except Exception as exc:  # the test reads it from the queue
-        results.put(f"{type(exc).__name__}: {exc}")
-
-
 def test_instances_starting_together_upgrade_once(db_url):
-    context = multiprocessing.get_context("spawn")
+    context = processes.context()
     barrier, results = context.Barrier(4), context.Queue()
-    starts = [context.Process(target=_open, args=(db_url, barrier, results)) for _ in range(4)]
+    starts = [
+        context.Process(target=processes.open_store, args=(db_url, barrier, results))
+        for _ in range(4)
+    ]
     for start in starts:
         start.start()
     outcomes = sorted((results.get(timeout=60) for _ in starts), key=len)

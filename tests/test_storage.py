@@ -3,7 +3,6 @@ and processes."""
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from storage import Claim, Follower, StorageError, Store, StoreSessionStorage
 from storage.schema import oauth_states
 from storage.store import error_reason
+from tests import processes
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
 
@@ -80,18 +80,13 @@ def test_an_abandoned_claim_can_be_taken_over(db_url):
     assert store.claim_state("s1", "h", expires, 120)[0] is Claim.USED
 
 
-def _claim_in_process(url: str, barrier, results) -> None:
-    store = Store.from_url(url)
-    barrier.wait(timeout=60)
-    results.put(store.claim_state("p" * 64, "h", int(time.time()) + 600, 120)[0].value)
-
-
 def test_one_claim_wins_among_processes(db_url):
     Store.from_url(db_url).close()
-    context = multiprocessing.get_context("spawn")
+    context = processes.context()
     barrier, results = context.Barrier(4), context.Queue()
     workers = [
-        context.Process(target=_claim_in_process, args=(db_url, barrier, results)) for _ in range(4)
+        context.Process(target=processes.claim_state, args=(db_url, barrier, results))
+        for _ in range(4)
     ]
     for worker in workers:
         worker.start()
