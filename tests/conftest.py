@@ -22,11 +22,19 @@ from pathlib import Path
 import pytest
 import requests
 import waitress
+from hypothesis import settings as hypothesis_settings
 
 import config as settings
 from bot import Bot, Timings
 from simulator import Simulator
 from tests.postgres import ThrowawayDatabase, Unreachable
+
+# Property tests: 100 examples each in the suite (an example that ever failed is kept in
+# .hypothesis/ and tried first on every later run); HYPOTHESIS_PROFILE=thorough tries
+# 1000. No per-example deadline: a loaded machine is slow, not wrong.
+hypothesis_settings.register_profile("suite", max_examples=100, deadline=None)
+hypothesis_settings.register_profile("thorough", max_examples=1000, deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_ID = "wx0123456789abcdef"

@@ -1362,9 +1362,7 @@ def test_the_machinery_signs_in_with_genuine_values(site):
 
 # --- 10. fuzzing: whatever is sent, 2xx or 4xx, nobody signed in, the bot still up -------
 
-FUZZ = settings(
-    max_examples=150,
-    deadline=None,
+FUZZ = settings(  # examples: the suite's profile (tests/conftest.py)
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 # Text that fits on one line of a request: no CR or LF, no lone surrogates.

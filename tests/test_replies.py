@@ -50,7 +50,6 @@ NASTY = [
 ]  # fmt: skip
 pieces = st.one_of(st.sampled_from(NASTY), st.text(st.characters(exclude_categories=[])))
 nasty_text = st.lists(pieces, max_size=12).map("".join)
-FUZZ = settings(max_examples=300, deadline=None)
 
 
 def xml_char(char: str) -> bool:
@@ -87,7 +86,6 @@ def reply_to(result: object, to_user: str = OPENID, from_user: str = GH_ID) -> A
 # -- text ----------------------------------------------------------------------------
 
 
-@FUZZ
 @given(nasty_text, nasty_text, nasty_text)
 def test_any_text_reads_back(content: str, to_user: str, from_user: str) -> None:
     root = reply_to(content, to_user, from_user)
@@ -148,7 +146,6 @@ values = nasty_text
 article = st.tuples(values, values, values, values)
 
 
-@FUZZ
 @given(values, values, values)
 def test_text_image_voice_objects(content: str, media_id: str, to_user: str) -> None:
     text = reply_to(TextReply(content=content, source="ignored", target="ignored"), to_user)
@@ -166,7 +163,6 @@ def test_text_image_voice_objects(content: str, media_id: str, to_user: str) -> 
         assert root.findtext(f"{tag}/MediaId") == readable(media_id)
 
 
-@FUZZ
 @given(values.filter(lambda value: readable(value) != ""), values, values)
 def test_video_objects(media_id: str, title: str, description: str) -> None:
     root = reply_to(VideoReply(media_id=media_id, title=title, description=description))
@@ -179,7 +175,6 @@ def test_video_objects(media_id: str, title: str, description: str) -> None:
     }
 
 
-@FUZZ
 @given(values, values, values, st.none() | values, st.none() | values)
 def test_music_objects_and_lists(
     title: str, description: str, url: str, hq_url: str | None, thumb: str | None
@@ -197,7 +192,6 @@ def test_music_objects_and_lists(
     assert music.findtext("Music/ThumbMediaId") == (readable(thumb) if thumb else None)
 
 
-@FUZZ
 @given(st.lists(article, min_size=1, max_size=12))
 def test_articles_objects_and_lists(articles: list[tuple[str, str, str, str]]) -> None:
     reply = ArticlesReply()
@@ -215,7 +209,6 @@ def test_articles_objects_and_lists(articles: list[tuple[str, str, str, str]]) -
         assert tags == ["Title", "Description", "PicUrl", "Url"]
 
 
-@FUZZ
 @given(values)
 def test_transfer_to_customer_service(account: str) -> None:
     root = reply_to(TransferCustomerServiceReply(account=account))
