@@ -191,6 +191,21 @@ def new_simulator(**options: str) -> Simulator:
     return Simulator(**settings).start(host="127.0.0.1", port=0)
 
 
+def launch_bot(
+    sim: Simulator,
+    home: Path,
+    db_url: str,
+    scope: str = "snsapi_userinfo",
+    timings: Timings = PRODUCTION,
+    **environ: str,
+) -> BotServer:
+    """A bot configured in `home`, on `db_url`, that `sim` pushes to; the caller stops it."""
+    path = write_config(home / "config.toml", free_port(), sim.url, scope, db_url)
+    server = BotServer(path, environ, timings)
+    sim.bot_url = server.wechat_url
+    return server
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("backends")
     if marker is not None and "backend" in metafunc.fixturenames:
@@ -253,12 +268,8 @@ def start_bot(sim: Simulator, tmp_path: Path, db_url: str):
     def start(
         scope: str = "snsapi_userinfo", timings: Timings = PRODUCTION, **environ: str
     ) -> BotServer:
-        port = free_port()
-        path = write_config(tmp_path / "config.toml", port, sim.url, scope, db_url)
-        server = BotServer(path, environ, timings)
-        sim.bot_url = server.wechat_url
-        started.append(server)
-        return server
+        started.append(launch_bot(sim, tmp_path, db_url, scope, timings, **environ))
+        return started[-1]
 
     yield start
     for server in started:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
 from urllib.parse import parse_qs, quote, urljoin, urlsplit
 
 import pytest
@@ -20,8 +21,9 @@ from sqlalchemy import delete, event, func, select, update
 import routes
 from oauth import derive_key
 from oauth.urls import BASE, USERINFO, authorize_url
+from simulator import Simulator
 from storage.schema import sign_in_destinations
-from tests.conftest import APP_ID, APP_SECRET
+from tests.conftest import APP_ID, APP_SECRET, BotServer, launch_bot, new_simulator
 from web.cookies import NAME as COOKIE
 from web.cookies import CookieSigner, Identity
 
@@ -33,6 +35,19 @@ WITH_UNIONID = "o6_bmasdasdsad6_2sgVt7hMZOPf"  # 张三🎉, a fixture follower 
 @pytest.fixture
 def bot(start_bot):
     return start_bot(BOT_OAUTH_RETURN_HOSTS=RETURN_HOST)
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory) -> Iterator[tuple[Simulator, BotServer]]:
+    """WeChat and a bot for the tests run once per destination: each case signs in
+    afresh in a browser of its own and changes nothing another case reads."""
+    home = tmp_path_factory.mktemp("login")
+    sim = new_simulator()
+    database = f"sqlite:///{home / 'bot.sqlite3'}"
+    bot = launch_bot(sim, home, database, BOT_OAUTH_RETURN_HOSTS=RETURN_HOST)
+    yield sim, bot
+    bot.stop()
+    sim.stop()
 
 
 def browser() -> requests.Session:
@@ -304,7 +319,8 @@ ACCEPTED = {
 
 
 @pytest.mark.parametrize("destination", REFUSED)
-def test_login_refuses_a_destination_off_home_with_a_page(sim, bot, destination):
+def test_login_refuses_a_destination_off_home_with_a_page(shared, destination):
+    sim, bot = shared
     signed_in = browser()
     assert sign_in(sim, bot, signed_in).status_code == 303
     for session in (browser(), signed_in):
@@ -316,7 +332,8 @@ def test_login_refuses_a_destination_off_home_with_a_page(sim, bot, destination)
 
 
 @pytest.mark.parametrize(("destination", "location"), ACCEPTED.items())
-def test_login_sends_an_accepted_destination_home_only(sim, bot, destination, location):
+def test_login_sends_an_accepted_destination_home_only(shared, destination, location):
+    sim, bot = shared
     session = browser()
     start = login(bot, session, destination)
     stays_home(bot, sim, start)
@@ -328,9 +345,10 @@ def test_login_sends_an_accepted_destination_home_only(sim, bot, destination, lo
 
 
 @pytest.mark.parametrize("destination", REFUSED)
-def test_the_callback_never_follows_a_stored_destination_it_would_refuse(sim, bot, destination):
+def test_the_callback_never_follows_a_stored_destination_it_would_refuse(shared, destination):
     """A destination stored without /login's check (by hand, or by an older version or
     configuration): the follower is signed in and lands on /me, never there."""
+    sim, bot = shared
     links = bot.app.links
     state = links.signer.issue(destination)
     bot.app.store.remember_destination(state, destination, int(time.time()) + 600)
@@ -341,7 +359,8 @@ def test_the_callback_never_follows_a_stored_destination_it_would_refuse(sim, bo
 
 
 @pytest.mark.parametrize("destination", REFUSED[::7] + list(ACCEPTED)[::5])
-def test_logout_and_auth_never_redirect_whatever_they_are_given(sim, bot, destination):
+def test_logout_and_auth_never_redirect_whatever_they_are_given(shared, destination):
+    sim, bot = shared
     for path in (routes.LOGOUT, routes.AUTH, routes.ME, routes.CALLBACK):
         answer = browser().get(bot.url + path, params={"next": destination}, **NO_FOLLOW)
         stays_home(bot, sim, answer)
@@ -463,7 +482,8 @@ IN_A_HEADER = [
 
 
 @pytest.mark.parametrize("asked", IN_A_HEADER)
-def test_auth_never_offers_a_way_back_off_home(bot, asked):
+def test_auth_never_offers_a_way_back_off_home(shared, asked):
+    _, bot = shared
     answer = auth(bot, browser(), **{"X-Original-URL": asked})
     assert answer.status_code == 401
     assert answer.headers["X-WeChat-Login"] == bot.url + routes.LOGIN
