@@ -233,9 +233,14 @@ def postgres() -> Iterator[ThrowawayDatabase]:
 @pytest.fixture
 def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     """An empty database for this test, on `backend`."""
+    return empty_database(backend, tmp_path, request)
+
+
+def empty_database(backend: str, home: Path, request: pytest.FixtureRequest) -> str:
+    """The URL of an empty database on `backend` (SQLite: a file in `home`)."""
     if backend == "postgresql":
         return request.getfixturevalue("postgres").schema_url()
-    return f"sqlite:///{tmp_path / 'bot.sqlite3'}"
+    return f"sqlite:///{home / 'bot.sqlite3'}"
 
 
 @pytest.fixture

@@ -1,6 +1,9 @@
 """Two instances, one database: two `python bot.py serve` processes on two ports,
 started together on an empty database, wired to one simulator. What one instance
-did, the other knows."""
+did, the other knows.
+
+One pair of instances per backend serves the module's tests (each test starts from
+a fresh link or follower), on one pytest-xdist worker."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from html import unescape
@@ -17,11 +21,15 @@ from pathlib import Path
 import pytest
 import requests
 
+from simulator import Simulator
 from storage import Store
-from tests.conftest import ANCHOR, ROOT, free_port, write_config
+from tests.conftest import ANCHOR, ROOT, empty_database, free_port, new_simulator, write_config
 from tests.test_dedupe import assert_copies_run_once, wait_until_up
 
-pytestmark = pytest.mark.backends("sqlite", "postgresql")
+pytestmark = [
+    pytest.mark.backends("sqlite", "postgresql"),
+    pytest.mark.xdist_group("instances"),
+]
 
 
 @dataclass
@@ -45,13 +53,33 @@ def _start(config: Path) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=ROOT, env=environ)
 
 
-@pytest.fixture
-def instances(sim, tmp_path, db_url):
+@pytest.fixture(scope="module")
+def sim() -> Iterator[Simulator]:
+    """WeChat, for the module: the instances' configuration names it."""
+    simulator = new_simulator()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture(scope="module")
+def backend(request) -> str:
+    """conftest's `backend`, for the module: one pair of instances per backend."""
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def db_url(backend, tmp_path_factory, request) -> str:
+    return empty_database(backend, tmp_path_factory.mktemp(backend), request)
+
+
+@pytest.fixture(scope="module")
+def instances(sim, tmp_path_factory, db_url):
     """Two bots on `db_url`, started at the same moment on an empty database."""
+    home = tmp_path_factory.mktemp("instances")
     started = []
     for name in ("a", "b"):
         port = free_port()
-        config = write_config(tmp_path / f"{name}.toml", port, sim.url, storage_url=db_url)
+        config = write_config(home / f"{name}.toml", port, sim.url, storage_url=db_url)
         started.append(Instance(f"http://127.0.0.1:{port}", _start(config)))
     try:
         for instance in started:
