@@ -27,6 +27,8 @@ from tests import proxies
 from tests.conftest import ANCHOR, APP_SECRET, ROOT, free_port, new_simulator, write_config
 from tests.proxies import DEPLOY, swapped, tool, wait_until
 
+# The module's stack (nginx, two gunicorn instances) serves its tests on one xdist worker.
+pytestmark = pytest.mark.xdist_group("deploy")
 HOST = "bot.example.com"  # the sample's server_name
 API_KEY = "0perat0r-k3y-f0r-the-depl0y-test-0f-the-b0t"
 # What the sample's access log and the bot's log must never hold: the query strings

@@ -45,6 +45,8 @@ from tests.conftest import (
     write_config,
 )
 
+# The module's one captured run serves all its tests: on one pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group("secrets")
 EXCHANGE = "/sns/oauth2/access_token"
 REFRESH = "/sns/oauth2/refresh_token"
 USERINFO = "/sns/userinfo"
