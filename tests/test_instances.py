@@ -120,7 +120,7 @@ def test_a_follower_authorized_on_one_is_known_on_the_other(sim, instances):
 
 def test_a_follower_authorized_on_one_is_greeted_by_name_on_the_other(sim, instances):
     a, b = instances
-    openid = sim.default_openid
+    openid = sim.add_follower().openid  # one neither instance has met (they serve the module)
     sim.bot_url = b.wechat_url
     assert sim.push(openid, type="text", content="你好")["reply"]["Content"].startswith("你好！")
     _signed_in(sim, openid, a)
