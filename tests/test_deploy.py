@@ -27,8 +27,6 @@ from tests import proxies
 from tests.conftest import ANCHOR, APP_SECRET, ROOT, free_port, new_simulator, write_config
 from tests.proxies import DEPLOY, swapped, tool, wait_until
 
-# The module's stack (nginx, two gunicorn instances) serves its tests on one xdist worker.
-pytestmark = pytest.mark.xdist_group("deploy")
 HOST = "bot.example.com"  # the sample's server_name
 API_KEY = "0perat0r-k3y-f0r-the-depl0y-test-0f-the-b0t"
 # What the sample's access log and the bot's log must never hold: the query strings
@@ -157,7 +155,7 @@ class Stack:
         return Counter(int(port) for port in re.findall(r" 127\.0\.0\.1:(\d+) ", "\n".join(lines)))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per xdist worker, whatever runs in between
 def stack(tmp_path_factory) -> Iterator[Stack]:
     with ExitStack() as running:
         yield Stack(tmp_path_factory.mktemp("deploy"), running)

@@ -2,8 +2,9 @@
 started together on an empty database, wired to one simulator. What one instance
 did, the other knows.
 
-One pair of instances per backend serves the module's tests (each test starts from
-a fresh link or follower), on one pytest-xdist worker."""
+One pair of instances per backend and pytest-xdist worker serves the module's tests
+(each starts from a fresh link or follower): session-scoped, so that other modules'
+tests the worker runs in between do not stop them."""
 
 from __future__ import annotations
 
@@ -26,10 +27,7 @@ from storage import Store
 from tests.conftest import ANCHOR, ROOT, empty_database, free_port, new_simulator, write_config
 from tests.test_dedupe import assert_copies_run_once, wait_until_up
 
-pytestmark = [
-    pytest.mark.backends("sqlite", "postgresql"),
-    pytest.mark.xdist_group("instances"),
-]
+pytestmark = pytest.mark.backends("sqlite", "postgresql")
 
 
 @dataclass
@@ -53,26 +51,26 @@ def _start(config: Path) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=ROOT, env=environ)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def sim() -> Iterator[Simulator]:
-    """WeChat, for the module: the instances' configuration names it."""
+    """WeChat, for the module's tests: the instances' configuration names it."""
     simulator = new_simulator()
     yield simulator
     simulator.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def backend(request) -> str:
-    """conftest's `backend`, for the module: one pair of instances per backend."""
+    """conftest's `backend`, for the module's tests: one pair of instances per backend."""
     return request.param
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def db_url(backend, tmp_path_factory, request) -> str:
     return empty_database(backend, tmp_path_factory.mktemp(backend), request)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def instances(sim, tmp_path_factory, db_url):
     """Two bots on `db_url`, started at the same moment on an empty database."""
     home = tmp_path_factory.mktemp("instances")

@@ -37,7 +37,7 @@ def bot(start_bot):
     return start_bot(BOT_OAUTH_RETURN_HOSTS=RETURN_HOST)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def shared(tmp_path_factory) -> Iterator[tuple[Simulator, BotServer]]:
     """WeChat and a bot for the tests run once per destination: each case signs in
     afresh in a browser of its own and changes nothing another case reads."""

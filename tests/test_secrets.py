@@ -1,6 +1,6 @@
 """Secrets never leak: not into a log record, not into a page, not into a header.
 
-One run (module-scoped) drives the bot through a full journey and WeChat's failures
+One run (once per pytest-xdist worker) drives the bot through a full journey and WeChat's failures
 with every log record captured - the root logger at DEBUG, so the bot's own records and
 urllib3's, requests' and waitress's - and every answer of the bot kept at its WSGI
 boundary (status, headers, body): pushes in plaintext, compatible and safe modes (the
@@ -45,8 +45,6 @@ from tests.conftest import (
     write_config,
 )
 
-# The module's one captured run serves all its tests: on one pytest-xdist worker.
-pytestmark = pytest.mark.xdist_group("secrets")
 EXCHANGE = "/sns/oauth2/access_token"
 REFRESH = "/sns/oauth2/refresh_token"
 USERINFO = "/sns/userinfo"
@@ -272,7 +270,7 @@ class Captured:
     public_hosts: set[str]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per xdist worker, whatever runs in between
 def captured(tmp_path_factory) -> Captured:
     with every_log_record() as log:
         journey = Journey(tmp_path_factory.mktemp("journey"))
