@@ -40,7 +40,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from storage.changes import ChangeCounter, UntilChanged
-from storage.migrate import UnknownRevision, Upgrade, upgrade
+from storage.migrate import UnknownRevision, Upgrade, load_if_pending, upgrade
 from storage.schema import (
     account_tokens,
     declare_postgresql,
@@ -168,6 +168,8 @@ class Store:
         self._readers: list = []
         self._readers_lock = threading.Lock()
         try:
+            with self._read() as conn:
+                load_if_pending(conn)  # outside the lock that upgrade() holds
             with self._write() as conn:
                 self.migrated: Upgrade = upgrade(conn)  # what opening it applied
         except UnknownRevision as exc:
