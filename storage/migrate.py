@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 
 from sqlalchemy import Connection, inspect, text
 
@@ -50,6 +51,14 @@ class Upgrade:
     applied: tuple[str, ...]
 
 
+def load_if_pending(conn: Connection) -> None:
+    """Import Alembic now if a step looks pending, before `upgrade` takes the lock:
+    imported under it (with Mako and Pygments, seconds on a busy host) it kept the
+    other instances starting together waiting past SQLite's busy timeout."""
+    if _current(conn) != latest():
+        _alembic()
+
+
 def upgrade(conn: Connection) -> Upgrade:
     """Apply the pending migrations on `conn`, inside its open write transaction."""
     if conn.dialect.name == "postgresql":
@@ -73,12 +82,18 @@ def latest() -> str | None:
     return heads.pop() if len(heads) == 1 else None
 
 
-def _alembic_upgrade(conn: Connection, before: str | None) -> Upgrade:
-    # imported here, when a step is pending: see the module's docstring
+def _alembic() -> tuple[ModuleType, type, type]:
+    """Alembic's command module, Config and ScriptDirectory, imported only when a
+    step is pending: see the module's docstring."""
     from alembic import command
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
+    return command, Config, ScriptDirectory
+
+
+def _alembic_upgrade(conn: Connection, before: str | None) -> Upgrade:
+    command, Config, ScriptDirectory = _alembic()
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = conn

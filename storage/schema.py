@@ -87,12 +87,17 @@ deliveries = Table(
     sqlite_with_rowid=False,
 )
 # Only the rare rows a copy waits on: the flusher's one read per flush.
-Index(
-    "deliveries_wanted",
-    deliveries.c.claimed_at,
-    sqlite_where=deliveries.c.wanted,
-    postgresql_where=deliveries.c.wanted,
+deliveries_wanted = Index(
+    "deliveries_wanted", deliveries.c.claimed_at, sqlite_where=deliveries.c.wanted
 )
+
+
+def declare_postgresql() -> None:
+    """The PostgreSQL side of the declarations (its migrations make the same), added
+    once a PostgreSQL engine exists: naming it at import would load SQLAlchemy's
+    PostgreSQL dialect (about 2 MiB) into every process that only uses SQLite."""
+    deliveries_wanted.dialect_options["postgresql"]["where"] = deliveries.c.wanted
+
 
 sessions = Table(
     "sessions",

@@ -10,6 +10,7 @@ date (storage/migrate.py).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import threading
@@ -35,13 +36,19 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from storage.changes import ChangeCounter, UntilChanged
-from storage.migrate import UnknownRevision, Upgrade, upgrade
-from storage.schema import account_tokens, followers, oauth_states, sessions, sign_in_destinations
+from storage.migrate import UnknownRevision, Upgrade, load_if_pending, upgrade
+from storage.schema import (
+    account_tokens,
+    declare_postgresql,
+    followers,
+    oauth_states,
+    sessions,
+    sign_in_destinations,
+)
 
 log = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -119,7 +126,9 @@ def create_store_engine(url: str, base_dir: Path | None = None) -> Engine:
     """An engine whose SQLite connections are safe across threads and processes."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_pre_ping=True)
+        engine = create_engine(parsed, pool_pre_ping=True)
+        declare_postgresql()
+        return engine
     database = Path(parsed.database)
     if not database.is_absolute() and base_dir is not None:
         database = base_dir / database
@@ -152,12 +161,15 @@ def _sqlite_begin(connection: Connection) -> None:
 class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._insert = (postgresql if engine.dialect.name == "postgresql" else sqlite).insert
+        # INSERT … ON CONFLICT is the dialect's own: its module, loaded with the engine
+        self._insert = importlib.import_module(f"sqlalchemy.dialects.{engine.dialect.name}").insert
         self._acquaintance = _ACQUAINTANCE.compile(dialect=engine.dialect)
         self._reader = threading.local()  # each thread's own connection for acquaintance()
         self._readers: list = []
         self._readers_lock = threading.Lock()
         try:
+            with self._read() as conn:
+                load_if_pending(conn)  # outside the lock that upgrade() holds
             with self._write() as conn:
                 self.migrated: Upgrade = upgrade(conn)  # what opening it applied
         except UnknownRevision as exc:

@@ -3,6 +3,8 @@ and processes."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,6 +16,7 @@ from storage import Claim, Follower, StorageError, Store, StoreSessionStorage
 from storage.schema import oauth_states
 from storage.store import error_reason
 from tests import processes
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
 
@@ -153,3 +156,19 @@ def test_postgresql_errors_keep_the_message_but_not_the_parameters(db_url):
 def test_a_follower_shows_no_token_in_its_repr():
     shown = repr(_follower("o1"))
     assert "o1" in shown and "AT-o1" not in shown and "RT-o1" not in shown
+
+
+def test_a_sqlite_store_and_its_ledger_leave_the_postgresql_dialect_unloaded(tmp_path):
+    """SQLAlchemy's PostgreSQL dialect costs a process about 2 MiB: SQLite never needs it."""
+    url = f"sqlite:///{tmp_path}/bot.sqlite3"
+    Store.from_url(url).close()  # migrated here: Alembic loads every dialect it knows
+    probe = (
+        "import sys; from storage import DeliveryLedger, Store; "
+        "store = Store.from_url(sys.argv[1]); DeliveryLedger.beside(store.engine).close(); "
+        "store.close(); "
+        "print('sqlalchemy.dialects.postgresql' in sys.modules)"
+    )
+    done = subprocess.run(  # a process of its own: a fresh sys.modules
+        [sys.executable, "-c", probe, url], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.stdout.strip() == "False", done.stderr
