@@ -17,12 +17,17 @@ Contenders, each under the same gunicorn and answering a text push with a text r
 The pushes are made before each run (bench/pushes.py), enough for 1.5× the rate that
 contender reached in its previous round (20,000/s for its first); a run that runs out
 is made again with more. Each run gets a fresh server and a fresh directory (its
-databases, WeRoBot's session file, the bot's shared claims).
+databases, WeRoBot's session file, the bot's shared claims); ours' database is
+migrated by `python bot.py migrate` before gunicorn starts, as a deploy's release step
+does, so no worker carries Alembic.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +37,7 @@ from bench.pushes import Account, PushWriter, text_reply
 from bench.report import Options, Row, Target, ratio
 
 SCENARIO = "messages"
+ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = Path(__file__).with_name("push.lua")
 TOKEN = "benchtoken"  # noqa: S105 - a benchmark's token
 APP_ID = "wxbench0000000001a"
@@ -57,6 +63,7 @@ class Pushes:
     path: str
     directory: Path
     options: Options
+    release: dict[str, str] | None = None  # ours' environment: migrate before the start
     budget: float = FIRST_BUDGET
 
     def __call__(self) -> None:
@@ -67,6 +74,10 @@ class Pushes:
         count = int(self.budget * self.options.seconds / self.options.wrk_threads) + 100
         for thread in range(1, self.options.wrk_threads + 1):
             writer.write(self.directory / f"pushes.{thread}", count)
+        if self.release is not None:
+            command = [sys.executable, "bot.py", "migrate"]
+            environ = {**os.environ, **self.release}
+            subprocess.run(command, cwd=ROOT, env=environ, check=True, capture_output=True)  # noqa: S603
 
     def remove(self) -> None:
         """The pushes are hundreds of MB: gone once sent."""
@@ -97,10 +108,12 @@ def load(contender: str, mode: str, options: Options) -> Load:
     app, path = CONTENDERS[contender]
     account = MODES[mode]
     directory = options.workdir / f"{SCENARIO}-{mode}-{contender}"
-    pushes = Pushes(account, path, directory, options)
+    settings = environ(contender, account, directory)
+    release = settings if contender == "ours" else None
+    pushes = Pushes(account, path, directory, options, release)
     return Load(
         SCENARIO, mode, contender,
-        App(app, environ(contender, account, directory), cwd=directory),
+        App(app, settings, cwd=directory),
         SCRIPT,
         {
             "BENCH_PUSHES": str(directory / "pushes"),
