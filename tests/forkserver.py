@@ -12,6 +12,7 @@ Protocol (one SOCK_SEQPACKET connection per child): the client sends a JSON requ
 then its wait status once it has ended. The server ends when its stdin closes.
 """
 
+import contextlib
 import io
 import json
 import os
@@ -85,8 +86,8 @@ def reap(waiting: dict[int, socket.socket]) -> None:
         pid, status = os.waitpid(-1, os.WNOHANG)
         if pid == 0:
             return
-        with waiting.pop(pid) as connection:
-            connection.send(str(status).encode())
+        with waiting.pop(pid) as connection, contextlib.suppress(OSError):
+            connection.send(str(status).encode())  # a client may have gone
 
 
 def become(request: dict) -> str:
