@@ -12,24 +12,32 @@ Protocol (one SOCK_SEQPACKET connection per child): the client sends a JSON requ
 then its wait status once it has ended. The server ends when its stdin closes.
 """
 
+import argparse  # noqa: F401
 import contextlib
+import difflib  # noqa: F401
 import io
 import json
 import os
 import selectors
 import signal
 import socket
+import sqlite3  # noqa: F401
 import sys
 import time
+import zoneinfo  # noqa: F401
 
 # The libraries, not the bot: what `python bot.py` spends its start importing.
 import alembic.command  # noqa: F401
+import bottle  # noqa: F401
 import cryptography.hazmat.primitives.ciphers  # noqa: F401
 import lxml.etree  # noqa: F401
+import psycopg  # noqa: F401
 import requests  # noqa: F401
+import sqlalchemy.dialects.postgresql.psycopg
 import sqlalchemy.dialects.sqlite
 import sqlalchemy.orm  # noqa: F401
 import waitress.server  # noqa: F401
+import wcwidth  # noqa: F401
 import werobot  # noqa: F401
 
 
