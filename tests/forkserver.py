@@ -108,7 +108,7 @@ def become(request: dict) -> str:
     sys.pycache_prefix = os.environ.get("PYTHONPYCACHEPREFIX")
     script = os.path.abspath(request["argv"][1])
     sys.argv = request["argv"][1:]
-    sys.path.insert(0, os.path.dirname(script))  # the server runs with -P
+    sys.path[0] = os.path.dirname(script)  # the server's own folder (tests/) before
     unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))
     for fd, name in enumerate(("stdin", "stdout", "stderr")):
         like = getattr(sys, name)

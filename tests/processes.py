@@ -85,7 +85,7 @@ class _ForkServer:
         self.folder = tempfile.TemporaryDirectory(prefix="bot-forkserver-")
         self.path = os.path.join(self.folder.name, "socket")
         self.process = subprocess.Popen(
-            [sys.executable, "-P", str(_SERVER), self.path],  # -P: no tests/ on sys.path
+            [sys.executable, str(_SERVER), self.path],
             stdin=subprocess.PIPE,  # the server ends when this closes
             stdout=subprocess.PIPE,
             text=True,
