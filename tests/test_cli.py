@@ -16,12 +16,13 @@ import pytest
 import requests
 import wcwidth
 
+from tests import processes
 from tests.conftest import APP_ID, APP_SECRET, ROOT, TOKEN, Follower, free_port, write_config
 
 
 def run(*args: str, env: dict | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
-    return subprocess.run(
+    return processes.run_bot(
         [sys.executable, "bot.py", *args],
         cwd=ROOT,
         env={**environ, **(env or {})},
@@ -187,7 +188,7 @@ def test_serve_runs_a_real_server_and_warns_about_sandbox(tmp_path):
         "BOT_STORAGE_URL": f"sqlite:///{tmp_path / 'serve.sqlite3'}",
     }
     environ = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
-    process = subprocess.Popen(
+    process = processes.BotProcess(
         [sys.executable, "bot.py", "serve"],
         cwd=ROOT,
         env={**environ, **env},
@@ -343,11 +344,11 @@ def test_the_command_line_does_not_import_bot_py_back():
 # -- sandbox: the README's first command ------------------------------------------------
 
 
-def start_sandbox(config: Path, port: int, simulator_port: int) -> subprocess.Popen:
+def start_sandbox(config: Path, port: int, simulator_port: int) -> processes.BotProcess:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
     command = [sys.executable, "bot.py", "--config", str(config), "sandbox"]
     ports = ["--port", str(port), "--simulator-port", str(simulator_port)]
-    return subprocess.Popen(
+    return processes.BotProcess(
         command + ports,
         cwd=ROOT,
         env=environ,

@@ -24,6 +24,7 @@ import requests
 
 from simulator import Simulator
 from storage import Store
+from tests import processes
 from tests.conftest import ANCHOR, ROOT, empty_database, free_port, new_simulator, write_config
 from tests.test_dedupe import assert_copies_run_once, wait_until_up
 
@@ -48,7 +49,7 @@ class Instance:
 def _start(config: Path) -> subprocess.Popen:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
     command = [sys.executable, "bot.py", "--config", str(config), "serve"]
-    return subprocess.Popen(command, cwd=ROOT, env=environ)
+    return processes.BotProcess(command, cwd=ROOT, env=environ)
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from serving import GRACE
+from tests import processes
 from tests.conftest import ANCHOR, ROOT, free_port, write_config
 
 SLOW = 1.0  # seconds WeChat takes to exchange the code while the stop signal arrives
@@ -64,7 +65,7 @@ class BotProcess:
         environ = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        self.process = subprocess.Popen(
+        self.process = processes.BotProcess(
             [sys.executable, "bot.py", "--config", str(config), *command],
             cwd=ROOT,
             env=environ,
