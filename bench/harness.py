@@ -20,6 +20,7 @@ number (1, 2, …) is the global `thread_id` in `init`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -37,6 +38,7 @@ from bench.report import Options, Row, median
 ROOT = Path(__file__).resolve().parent.parent
 COMMON_LUA = Path(__file__).with_name("wrk.lua")
 READY_HOOK = Path(__file__).with_name("gunicorn_ready.py")
+STOP_GRACE = 10  # seconds a server may take to stop after SIGTERM
 
 
 class LoadGeneratorRanOut(RuntimeError):
@@ -134,8 +136,17 @@ class Gunicorn:
         return [int(pid) for pid in children.read_text().split()]
 
     def stop(self) -> None:
+        """SIGTERM; a server still busy after STOP_GRACE (WeRoBot's defaults, stuck on
+        SQLite's lock) is killed, workers first."""
         if self.process.poll() is None:
+            workers = self.workers()
             self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                for pid in [*workers, self.process.pid]:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
         self.process.wait(timeout=30)
 
     def __enter__(self) -> Gunicorn:
