@@ -8,6 +8,7 @@ works on that one composition, and this module never imports bot.py back.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 import tempfile
@@ -141,6 +142,7 @@ def serve(config: settings.Config, _args: argparse.Namespace, make_app: AppFacto
     _warn_if_sandbox(config)
     server = config.server
     with closing(make_app(config)) as app:
+        gc.freeze()  # start-up's objects live as long as the process (as bot:app does)
         listening = Server(app, server.host, server.port)
         print(f"serving on http://{server.host}:{server.port}, WeChat path {server.wechat_path}")
         print(f"message modes accepted: {_modes(config)}")
